@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# lab/image.sh — build (once) the emulated Pi Zero image for the iotfleet.aws lab.
+#
+#   lab/image.sh            build unless the image exists (cached)
+#   lab/image.sh --force    rebuild
+#   LAB_IMAGE=name:tag lab/image.sh
+#
+# Debian bookworm armel (runs on the Pi Zero's ARMv6, Python 3.11 as on Raspberry Pi
+# OS bookworm) from debootstrap, with openssh-server, python3, python3-apt, sudo and
+# ca-certificates; user `pi` with passwordless sudo; QEMU_CPU=arm1176 kept in SSH and
+# sudo sessions so `uname -m` says armv6l. paho-mqtt is deliberately NOT installed
+# (the device role installs python3-paho-mqtt). Apt lists are kept in the image.
+# sshd host keys are generated at container start. Needs root and lab/host-setup.sh.
+set -euo pipefail
+
+IMAGE=${LAB_IMAGE:-localhost/iotfleet-pizero:bookworm}
+SUITE=bookworm
+INCLUDE=openssh-server,python3,python3-apt,sudo,ca-certificates
+FORCE=0
+case "${1:-}" in
+  --force) FORCE=1 ;;
+  "") ;;
+  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+  *) echo "image.sh: unknown argument: $1" >&2; exit 2 ;;
+esac
+
+log() { printf 'image.sh: %s\n' "$*"; }
+die() { printf 'image.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, podman import)"
+command -v debootstrap >/dev/null || die "debootstrap missing: run lab/host-setup.sh"
+command -v podman >/dev/null || die "podman missing: run lab/host-setup.sh"
+grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-arm 2>/dev/null \
+  || die "qemu-arm binfmt not registered: run lab/host-setup.sh"
+
+# Serialise concurrent builds (parallel test runs); the second one finds the image cached.
+exec 9>/var/lock/iotfleet-lab-image.lock
+flock 9
+
+if [[ $FORCE -eq 0 ]] && podman image exists "$IMAGE"; then
+  log "$IMAGE exists (cached); use --force to rebuild"
+  exit 0
+fi
+
+t0=$(date +%s)
+ROOT=$(mktemp -d /var/tmp/iotfleet-pizero-rootfs.XXXXXX)
+cleanup() {
+  # debootstrap may leave proc/sys/dev mounts behind on failure: never rm through them.
+  local m
+  for m in $(findmnt -rn -o TARGET | grep -F "$ROOT" | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$ROOT"
+}
+trap cleanup EXIT
+
+log "debootstrap $SUITE armel (minbase + $INCLUDE) into $ROOT ..."
+debootstrap --arch=armel --variant=minbase --include="$INCLUDE" "$SUITE" "$ROOT" \
+  >"$ROOT.debootstrap.log" 2>&1 || { tail -30 "$ROOT.debootstrap.log" >&2; rm -f "$ROOT.debootstrap.log"; die "debootstrap failed"; }
+rm -f "$ROOT.debootstrap.log"
+t1=$(date +%s)
+log "debootstrap took $((t1 - t0)) s"
+
+# --- configure the root filesystem ------------------------------------------------
+in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin QEMU_CPU=arm1176 "$@"; }
+
+# user pi as on Raspberry Pi OS: groups, passwordless sudo; no password login at all.
+in_root useradd -m -s /bin/bash -u 1000 -U pi
+for g in adm dialout cdrom sudo audio video plugdev games users input netdev; do
+  in_root getent group "$g" >/dev/null && in_root usermod -aG "$g" pi
+done
+in_root usermod -p '*' pi
+install -d -m 0700 -o 1000 -g 1000 "$ROOT/home/pi/.ssh"
+cat >"$ROOT/etc/sudoers.d/010_pi-nopasswd" <<'EOF'
+pi ALL=(ALL) NOPASSWD: ALL
+EOF
+cat >"$ROOT/etc/sudoers.d/020_qemu-cpu" <<'EOF'
+# iotfleet lab: keep the emulated CPU model (Pi Zero ARM1176) across sudo.
+Defaults env_keep += "QEMU_CPU"
+EOF
+chmod 0440 "$ROOT"/etc/sudoers.d/0*
+
+# QEMU_CPU for SSH sessions (pam_env reads /etc/environment); C.UTF-8 is built into glibc.
+cat >"$ROOT/etc/environment" <<'EOF'
+QEMU_CPU=arm1176
+LANG=C.UTF-8
+EOF
+
+# sshd: keys only, host keys made per container at start.
+cat >"$ROOT/etc/ssh/sshd_config.d/10-iotfleet-lab.conf" <<'EOF'
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UseDNS no
+EOF
+rm -f "$ROOT"/etc/ssh/ssh_host_*
+
+# container entrypoint: authorized key from $LAB_AUTHORIZED_KEY, fresh host keys, sshd in foreground.
+cat >"$ROOT/usr/local/sbin/lab-sshd" <<'EOF'
+#!/bin/sh
+set -e
+if [ -n "${LAB_AUTHORIZED_KEY:-}" ]; then
+  install -d -m 0700 -o pi -g pi /home/pi/.ssh
+  printf '%s\n' "$LAB_AUTHORIZED_KEY" > /home/pi/.ssh/authorized_keys
+  chown pi:pi /home/pi/.ssh/authorized_keys
+  chmod 0600 /home/pi/.ssh/authorized_keys
+fi
+mkdir -p /run/sshd
+ssh-keygen -A >/dev/null
+exec /usr/sbin/sshd -D -e
+EOF
+chmod 0755 "$ROOT/usr/local/sbin/lab-sshd"
+
+# keep apt lists (as on a used Pi); drop downloaded .debs and logs.
+rm -f "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/cache/apt/*.bin
+rm -rf "$ROOT"/var/log/* "$ROOT"/tmp/* "$ROOT"/var/tmp/*
+: >"$ROOT/etc/machine-id"
+
+t2=$(date +%s)
+log "importing as $IMAGE ..."
+tar -C "$ROOT" -c . | podman import \
+  --change 'ENV QEMU_CPU=arm1176' \
+  --change 'ENV LANG=C.UTF-8' \
+  --change 'EXPOSE 22' \
+  --change 'CMD ["/usr/local/sbin/lab-sshd"]' \
+  --message "iotfleet.aws lab Pi Zero (Debian $SUITE armel)" \
+  - "$IMAGE" >/dev/null
+t3=$(date +%s)
+log "import took $((t3 - t2)) s; total $((t3 - t0)) s"
+podman image ls "$IMAGE"

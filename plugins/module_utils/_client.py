@@ -1,0 +1,234 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the iotfleet.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the iotfleet.aws collection: no compatibility promise outside it.
+"""The one AWS IoT client layer of the collection.
+
+Every AWS IoT call of every module goes through :class:`IoTClient`:
+
+* retries with jittered backoff (amazon.aws ``AWSRetry``), ``ThrottlingException`` included;
+* an optional shared :class:`RateLimiter` that every HTTP attempt passes through
+  (registered on botocore's ``before-send`` event, so retries are paced too);
+* one error translation: boto errors become :class:`IoTAWSError`, and ``get()``/``delete()``
+  turn ``ResourceNotFoundException`` into ``None``/``False`` so ``state: absent`` is
+  idempotent for free.
+"""
+
+import threading
+import time
+
+try:
+    import botocore
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing dependency
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+RETRY_EXTRA_CODES = ["ThrottlingException", "ServiceUnavailableException", "InternalFailureException"]
+
+# Published AWS IoT control-plane limits (requests per second, per account and region).
+# Operations not listed are not paced. Users can override them (iot_fleet's rate_limits).
+DEFAULT_RATE_LIMITS = {
+    "RegisterCertificate": 10.0,
+    "RegisterCertificateWithoutCA": 10.0,
+    "RegisterCACertificate": 10.0,
+    "UpdateCertificate": 10.0,
+    "CreatePolicyVersion": 10.0,
+    "CreateThing": 15.0,
+    "UpdateThing": 15.0,
+    "AttachPolicy": 15.0,
+    "DetachPolicy": 15.0,
+    "AttachThingPrincipal": 15.0,
+    "DetachThingPrincipal": 15.0,
+    "DescribeThing": 350.0,
+    "DescribeCertificate": 350.0,
+}
+
+
+class IoTFleetError(Exception):
+    """A failure the collection detects itself (bad input, a refused transition).
+
+    Raised before any write reaches AWS whenever the input alone shows the problem.
+    """
+
+    def __init__(self, message, **kwargs):
+        super().__init__(message)
+        self.message = message
+        self.kwargs = kwargs
+
+
+class IoTAWSError(AnsibleAWSError):
+    """A failed AWS IoT call (after retries)."""
+
+
+def is_missing(exception):
+    return (
+        isinstance(exception, botocore.exceptions.ClientError)
+        and exception.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+    )
+
+
+def error_code(exception):
+    """The AWS error code of an :class:`IoTAWSError` (or a ClientError), else None."""
+    inner = getattr(exception, "exception", exception)
+    if isinstance(inner, botocore.exceptions.ClientError):
+        return inner.response.get("Error", {}).get("Code")
+    return None
+
+
+class RateLimiter:
+    """Token buckets, one per AWS operation, shared by every thread of a process.
+
+    ``rates`` maps an operation name (``"CreateThing"``) to requests per second; an operation
+    without a rate is not paced. ``burst`` is how many requests may go at once after idling
+    (1 keeps the rate smooth, as AWS meters it).
+    """
+
+    def __init__(self, rates=None, burst=1.0, clock=time.monotonic, sleep=time.sleep):
+        self._rates = {k: float(v) for k, v in (rates or {}).items() if v}
+        self._burst = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = {}
+
+    @property
+    def rates(self):
+        return dict(self._rates)
+
+    def acquire(self, operation):
+        """Block until ``operation`` may be sent; returns the seconds waited."""
+        rate = self._rates.get(operation)
+        if not rate:
+            return 0.0
+        interval = 1.0 / rate
+        with self._lock:
+            now = self._clock()
+            # Earliest slot: never earlier than `burst` intervals in the past.
+            slot = max(self._next.get(operation, now), now - (self._burst - 1.0) * interval)
+            self._next[operation] = slot + interval
+        wait = slot - now
+        if wait > 0:
+            self._sleep(wait)
+            return wait
+        return 0.0
+
+    def _before_send(self, event_name=None, **kwargs):
+        # event_name: "before-send.iot.CreateThing"
+        self.acquire(event_name.rsplit(".", 1)[-1])
+
+    def attach(self, boto3_client):
+        boto3_client.meta.events.register("before-send.iot", self._before_send)
+
+
+def retry_decorator(retries=10, delay=0.5, max_delay=20.0):
+    return AWSRetry.jittered_backoff(
+        retries=retries, delay=delay, max_delay=max_delay, catch_extra_error_codes=RETRY_EXTRA_CODES
+    )
+
+
+class IoTClient:
+    """Calls AWS IoT through one boto3 client, retried, paced and with one error translation.
+
+    Build it from a module with :meth:`from_module`, or from a plain boto3 client (tests,
+    benchmarks). It is thread-safe as boto3 clients are.
+    """
+
+    def __init__(self, boto3_client, retry=None, limiter=None):
+        self.raw = boto3_client
+        self._retry = retry if retry is not None else retry_decorator()
+        self._wrapped = {}
+        self._lock = threading.Lock()
+        self.limiter = limiter
+        if limiter is not None:
+            limiter.attach(boto3_client)
+
+    @classmethod
+    def from_module(cls, module, limiter=None, retry=None):
+        return cls(module.client("iot"), retry=retry, limiter=limiter)
+
+    def _method(self, operation):
+        fn = self._wrapped.get(operation)
+        if fn is None:
+            with self._lock:
+                fn = self._retry(getattr(self.raw, operation))
+                self._wrapped[operation] = fn
+        return fn
+
+    def call(self, operation, **kwargs):
+        """Call ``operation`` (boto3 snake_case name); raise IoTAWSError on failure."""
+        try:
+            return self._method(operation)(**kwargs)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            raise IoTAWSError(message=f"Failed to {operation.replace('_', ' ')}{_describe(kwargs)}", exception=e) from e
+
+    def get(self, operation, **kwargs):
+        """Like :meth:`call`, but a missing resource returns None."""
+        try:
+            return self.call(operation, **kwargs)
+        except IoTAWSError as e:
+            if is_missing(e.exception):
+                return None
+            raise
+
+    def delete(self, operation, **kwargs):
+        """Like :meth:`call`, but a missing resource returns False (already gone); else True."""
+        try:
+            self.call(operation, **kwargs)
+            return True
+        except IoTAWSError as e:
+            if is_missing(e.exception):
+                return False
+            raise
+
+    def paginate(self, operation, result_key, **kwargs):
+        """All items of a paginated list call (retried page by page); missing → []."""
+        items = []
+        marker_in, marker_out = _MARKERS.get(operation, ("nextToken", "nextToken"))
+        while True:
+            page = self.get(operation, **kwargs)
+            if page is None:
+                return items
+            items.extend(page.get(result_key) or [])
+            token = page.get(marker_out)
+            if not token:
+                return items
+            kwargs[marker_in] = token
+
+
+# list calls whose pagination uses a marker instead of nextToken
+_MARKERS = {
+    "list_policies": ("marker", "nextMarker"),
+    "list_certificates": ("marker", "nextMarker"),
+    "list_certificates_by_ca": ("marker", "nextMarker"),
+    "list_ca_certificates": ("marker", "nextMarker"),
+    "list_policy_principals": ("marker", "nextMarker"),
+    "list_principal_policies": ("marker", "nextMarker"),
+    "list_targets_for_policy": ("marker", "nextMarker"),
+    "list_attached_policies": ("marker", "nextMarker"),
+}
+
+# parameters that may appear in an error message (never documents, PEMs or keys)
+_NAMING_PARAMS = ("thingName", "policyName", "certificateId", "principal", "target", "ruleName", "templateName")
+
+
+def _describe(kwargs):
+    named = [f"{k}={kwargs[k]}" for k in _NAMING_PARAMS if k in kwargs]
+    return f" ({', '.join(named)})" if named else ""
+
+
+# Re-exported so resource code imports AWS helpers from one place.
+__all__ = [
+    "DEFAULT_RATE_LIMITS",
+    "IoTAWSError",
+    "IoTClient",
+    "IoTFleetError",
+    "RateLimiter",
+    "error_code",
+    "is_boto3_error_code",
+    "is_missing",
+    "retry_decorator",
+]
