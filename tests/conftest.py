@@ -16,6 +16,8 @@ import urllib.request
 import pytest
 
 REGION = "us-east-1"
+# moto with certificate ids computed as AWS does (SHA-256 of the DER): see the launcher
+MOTO_LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "moto_server.py")
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -49,7 +51,7 @@ class MotoServer:
             self.port = free_port()
             with open(self.log, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                    [sys.executable, MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", str(self.port)],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
