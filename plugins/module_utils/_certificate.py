@@ -1,0 +1,275 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the iotfleet.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the iotfleet.aws collection: no compatibility promise outside it.
+"""Device certificates registered with AWS IoT (RegisterCertificate / WithoutCA, status, delete).
+
+Local checks come first (PEM parses, within validity, chains to the given CA by issuer name and
+signature, REVOKED is final), then exactly one describe by the locally computed id and at most
+one write per device: :func:`ensure_certificate` is what the batched fleet module calls from its
+thread pool.
+"""
+
+import datetime
+
+from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
+from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
+
+STATUSES = ("ACTIVE", "INACTIVE", "REVOKED")
+DEFAULT_STATUS = "ACTIVE"
+MAX_NAMED = 10
+
+
+def normalize_status(status):
+    """ACTIVE / INACTIVE / REVOKED (either case accepted); None stays None."""
+    if status is None:
+        return None
+    value = str(status).upper()
+    if value not in STATUSES:
+        raise IoTFleetError(f"Invalid certificate status {status!r}: use one of {', '.join(STATUSES)}.")
+    return value
+
+
+def check_transition(certificate_id, current, desired):
+    """Raise IoTFleetError for a transition AWS IoT does not allow (REVOKED is final)."""
+    if current == "REVOKED" and desired is not None and desired != "REVOKED":
+        raise IoTFleetError(
+            f"The certificate {certificate_id} is REVOKED, which is final: it cannot become {desired}. "
+            "Issue and register a new certificate instead."
+        )
+
+
+def validate_device_certificate(cert, ca_cert=None, now=None):
+    """Local checks of a device certificate: within validity and, with a CA, issued by it."""
+    _x509.check_validity(cert, now=now, what="certificate")
+    if ca_cert is not None:
+        _x509.check_validity(ca_cert, now=now, what="CA certificate")
+        _x509.verify_issued_by(cert, ca_cert, what="certificate", ca_what="CA certificate")
+    return cert
+
+
+def _facts(certificate_id, status, ca_certificate_id):
+    return dict(certificate_id=certificate_id, status=status, ca_certificate_id=ca_certificate_id)
+
+
+def ensure_certificate(
+    client,
+    certificate_pem=None,
+    ca_certificate_pem=None,
+    status=DEFAULT_STATUS,
+    check_mode=False,
+    cert=None,
+    ca_cert=None,
+    certificate_id=None,
+    now=None,
+):
+    """Make the device certificate registered with ``status`` (default ACTIVE for a new one).
+
+    Give the certificate as ``certificate_pem`` or an already loaded ``cert`` (the fleet module
+    passes objects); the CA as ``ca_certificate_pem`` or ``ca_cert`` (then the certificate must
+    chain to it and is registered with it), or neither (registered without a CA). With only
+    ``certificate_id`` an existing certificate's status is managed (it cannot be registered).
+    ``status=None`` leaves an existing certificate's status alone.
+
+    One describe, at most one write. Returns an Outcome with certificate_id, certificate_arn,
+    status and ca_certificate_id.
+    """
+    status = normalize_status(status)
+    if cert is None and certificate_pem is not None:
+        cert = _x509.load_certificate(certificate_pem, what="certificate")
+    if ca_cert is None and ca_certificate_pem is not None:
+        ca_cert = _x509.load_certificate(ca_certificate_pem, what="CA certificate")
+    if cert is None and certificate_id is None:
+        raise IoTFleetError("No certificate given (certificate PEM or certificate id).")
+    if cert is not None:
+        validate_device_certificate(cert, ca_cert, now=now)
+        local_id = _x509.certificate_id(cert)
+        if certificate_id is not None and certificate_id != local_id:
+            raise IoTFleetError(f"The certificate's id is {local_id}, not the certificate_id {certificate_id} given.")
+        certificate_id = local_id
+    ca_id = _x509.certificate_id(ca_cert) if ca_cert is not None else None
+
+    current = client.get("describe_certificate", certificateId=certificate_id)
+    if current is None:
+        if cert is None:
+            raise IoTFleetError(
+                f"The certificate {certificate_id} is not registered; give its PEM to register it."
+            )
+        new_status = status or DEFAULT_STATUS
+        after = _facts(certificate_id, new_status, ca_id)
+        values = dict(certificate_id=certificate_id, certificate_arn=None, status=new_status, ca_certificate_id=ca_id)
+        if check_mode:
+            return Outcome(True, before={}, after=after, **values)
+        try:
+            if ca_cert is not None:
+                response = client.call(
+                    "register_certificate",
+                    certificatePem=_x509.certificate_pem(cert),
+                    caCertificatePem=_x509.certificate_pem(ca_cert),
+                    status=new_status,
+                )
+            else:
+                response = client.call(
+                    "register_certificate_without_ca", certificatePem=_x509.certificate_pem(cert), status=new_status
+                )
+        except IoTAWSError as e:
+            if error_code(e) != "ResourceAlreadyExistsException":
+                raise
+            # registered meanwhile (another run): continue with what is there now
+            current = client.get("describe_certificate", certificateId=certificate_id)
+            if current is None:
+                raise
+            return _converge_existing(client, certificate_id, current, status, ca_id, check_mode)
+        values["certificate_arn"] = response.get("certificateArn")
+        return Outcome(True, before={}, after=after, **values)
+    return _converge_existing(client, certificate_id, current, status, ca_id, check_mode)
+
+
+def _converge_existing(client, certificate_id, current, status, ca_id, check_mode):
+    description = current.get("certificateDescription") or {}
+    current_status = description.get("status")
+    check_transition(certificate_id, current_status, status)
+    ca_id = description.get("caCertificateId") or ca_id
+    before = _facts(certificate_id, current_status, ca_id)
+    changed = status is not None and status != current_status
+    after = _facts(certificate_id, status if changed else current_status, ca_id)
+    if changed and not check_mode:
+        client.call("update_certificate", certificateId=certificate_id, newStatus=status)
+    return Outcome(
+        changed,
+        before=before,
+        after=after,
+        certificate_id=certificate_id,
+        certificate_arn=description.get("certificateArn"),
+        status=after["status"],
+        ca_certificate_id=ca_id,
+    )
+
+
+def _named(items):
+    shown = ", ".join(items[:MAX_NAMED])
+    return shown + (f" and {len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else "")
+
+
+def remove_certificate(client, certificate_pem=None, cert=None, certificate_id=None, force=False, check_mode=False):
+    """Deregister a device certificate: INACTIVE, detach (only with ``force``), delete.
+
+    Without ``force`` a certificate with attached policies or things is refused before any write,
+    naming them. A REVOKED certificate stays REVOKED (AWS deletes it as is).
+    """
+    if cert is None and certificate_pem is not None:
+        cert = _x509.load_certificate(certificate_pem, what="certificate")
+    if cert is not None:
+        certificate_id = _x509.certificate_id(cert)
+    if certificate_id is None:
+        raise IoTFleetError("No certificate given (certificate PEM or certificate id).")
+    current = client.get("describe_certificate", certificateId=certificate_id)
+    if current is None:
+        return Outcome(False, before={}, after={}, certificate_id=certificate_id, certificate_arn=None, status=None,
+                       ca_certificate_id=None, detached_policies=[], detached_things=[])
+    description = current.get("certificateDescription") or {}
+    arn = description["certificateArn"]
+    current_status = description.get("status")
+    ca_id = description.get("caCertificateId")
+    policies = sorted(p["policyName"] for p in client.paginate("list_attached_policies", "policies", target=arn))
+    things = sorted(client.paginate("list_principal_things", "things", principal=arn))
+    if (policies or things) and not force:
+        parts = []
+        if policies:
+            parts.append(f"policies {_named(policies)}")
+        if things:
+            parts.append(f"things {_named(things)}")
+        raise IoTFleetError(
+            f"The certificate {certificate_id} is still attached to {' and '.join(parts)}. "
+            "Detach them first, or set force=true to detach them and delete the certificate.",
+            attached_policies=policies,
+            attached_things=things,
+        )
+    values = dict(certificate_id=certificate_id, certificate_arn=arn, status=None, ca_certificate_id=ca_id,
+                  detached_policies=policies, detached_things=things)
+    before = _facts(certificate_id, current_status, ca_id)
+    if check_mode:
+        return Outcome(True, before=before, after={}, **values)
+    if current_status == "ACTIVE":
+        client.call("update_certificate", certificateId=certificate_id, newStatus="INACTIVE")
+    for policy in policies:
+        client.delete("detach_policy", policyName=policy, target=arn)
+    for thing in things:
+        client.delete("detach_thing_principal", thingName=thing, principal=arn)
+    client.delete("delete_certificate", certificateId=certificate_id)
+    return Outcome(True, before=before, after={}, **values)
+
+
+def _iso(value):
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value
+
+
+def _info_entry(item, pem=None, ca_certificate_id=None, include_pem=False):
+    entry = dict(
+        certificate_id=item.get("certificateId"),
+        certificate_arn=item.get("certificateArn"),
+        status=item.get("status"),
+        creation_date=_iso(item.get("creationDate")),
+        ca_certificate_id=item.get("caCertificateId") or ca_certificate_id,
+    )
+    if include_pem:
+        entry["certificate_pem"] = pem
+    return entry
+
+
+def certificate_info(client, certificate_ids=None, ca_certificate_id=None, include_pem=False):
+    """Module values: ``certificates`` (list of dicts), by ids, by CA, or all.
+
+    By ids: one describe each; ids that are not registered are left out. By CA: one paginated
+    list; every entry carries that CA's id. All: one paginated list; ListCertificates does not
+    return the CA id, so ``ca_certificate_id`` is only filled in when the certificates are
+    described anyway (``include_pem``). The PEM (public) is included on request; list calls do
+    not return it, so that costs one describe per certificate.
+    """
+    certificates = []
+    if certificate_ids:
+        for cert_id in certificate_ids:
+            current = client.get("describe_certificate", certificateId=cert_id)
+            if current is None:
+                continue
+            description = current.get("certificateDescription") or {}
+            certificates.append(_info_entry(description, description.get("certificatePem"), include_pem=include_pem))
+        return dict(changed=False, certificates=certificates)
+    if ca_certificate_id:
+        items = client.paginate("list_certificates_by_ca", "certificates", caCertificateId=ca_certificate_id)
+    else:
+        items = client.paginate("list_certificates", "certificates")
+    for item in items:
+        pem, ca_id = None, ca_certificate_id
+        if include_pem:
+            current = client.get("describe_certificate", certificateId=item["certificateId"])
+            if current is None:
+                continue  # deleted meanwhile
+            description = current.get("certificateDescription") or {}
+            pem = description.get("certificatePem")
+            ca_id = ca_id or description.get("caCertificateId")
+        certificates.append(_info_entry(item, pem, ca_certificate_id=ca_id, include_pem=include_pem))
+    return dict(changed=False, certificates=certificates)
+
+
+def run_certificate(client, params, check_mode=False):
+    """The iot_certificate module: load the inputs (paths or content) and ensure/remove."""
+    cert = None
+    if params.get("certificate") is not None or params.get("certificate_content") is not None:
+        cert = _x509.load_certificate(params.get("certificate_content"), path=params.get("certificate"),
+                                      what="certificate")
+    if params["state"] == "absent":
+        return remove_certificate(client, cert=cert, certificate_id=params.get("certificate_id"),
+                                  force=params.get("force", False), check_mode=check_mode)
+    ca_cert = None
+    if params.get("ca_certificate") is not None or params.get("ca_certificate_content") is not None:
+        ca_cert = _x509.load_certificate(params.get("ca_certificate_content"), path=params.get("ca_certificate"),
+                                         what="CA certificate")
+    return ensure_certificate(client, status=params.get("status"), check_mode=check_mode, cert=cert,
+                              ca_cert=ca_cert, certificate_id=params.get("certificate_id"))

@@ -1,0 +1,317 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the iotfleet.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the iotfleet.aws collection: no compatibility promise outside it.
+"""The batched fleet registration: every device's identity, thing and attachments in one run.
+
+For each device it calls the same ensure-functions as the single-resource modules
+(certificate, thing, policy attachment, thing principal), from a thread pool that shares one
+IoTClient and therefore one rate limiter. A device's failure is recorded and the others go on.
+
+Controller-side files per device, under ``<pki_dir>/devices/<thing name>/``:
+
+* ``certificate.pem`` - the device certificate, signed by the fleet CA, CN = thing name;
+* ``private.key`` - key mode ``controller`` only: made here, 0600, never returned;
+* ``device.csr`` - key mode ``device`` only: the CSR the device made (its key stays on it).
+
+An existing certificate is kept while it is issued by the fleet CA, names the thing, matches
+the key (or the CSR) and is valid for more than ``renew_before_days``.
+"""
+
+import datetime
+import os
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
+from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_policy_attachment
+from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_thing_principal
+from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import ensure_certificate
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._policy import validate_policy_name
+from ansible_collections.iotfleet.aws.plugins.module_utils._resource import validate_thing_name
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing import normalize_attributes
+
+CERTIFICATE_FILE = "certificate.pem"
+KEY_FILE = "private.key"
+CSR_FILE = "device.csr"
+KEY_MODES = ("controller", "device")
+
+
+class FleetSpec:
+    """Validated, fleet-wide input (everything checked before any AWS call)."""
+
+    def __init__(
+        self,
+        devices,
+        ca_cert,
+        ca_key,
+        pki_dir,
+        policy_name=None,
+        key_mode="controller",
+        key_type="ec",
+        certificate_days=_x509.DEFAULT_DEVICE_DAYS,
+        renew_before_days=30,
+        thing_type=None,
+        purge_attributes=False,
+        exclusive=False,
+        register_with_ca=True,
+    ):
+        self.devices = devices
+        self.ca_cert = ca_cert
+        self.ca_key = ca_key
+        self.pki_dir = pki_dir
+        self.policy_name = policy_name
+        self.key_mode = key_mode
+        self.key_type = key_type
+        self.certificate_days = certificate_days
+        self.renew_before = datetime.timedelta(days=renew_before_days)
+        self.thing_type = thing_type
+        self.purge_attributes = purge_attributes
+        self.exclusive = exclusive
+        self.register_with_ca = register_with_ca
+
+
+def validate_devices(devices):
+    """Normalise the device list; raise IoTFleetError naming every bad entry.
+
+    Each device: ``thing_name`` (required), ``attributes`` (dict), ``host`` (the inventory
+    name, for reports; defaults to the thing name). Duplicate thing names are refused with
+    the hosts that collide (two inventory names can map to one thing name).
+    """
+    if not isinstance(devices, list):
+        raise IoTFleetError("devices must be a list of dicts with at least thing_name.")
+    problems = []
+    seen = {}
+    result = []
+    for index, device in enumerate(devices):
+        if not isinstance(device, dict) or "thing_name" not in device:
+            problems.append(f"devices[{index}] has no thing_name")
+            continue
+        host = device.get("host") or device["thing_name"]
+        try:
+            validate_thing_name(device["thing_name"], what=f"thing name of {host}")
+            attributes = normalize_attributes(device.get("attributes"))
+        except IoTFleetError as e:
+            problems.append(e.message)
+            continue
+        if device["thing_name"] in seen:
+            problems.append(
+                f"hosts {seen[device['thing_name']]} and {host} both map to the thing name {device['thing_name']!r}"
+            )
+            continue
+        seen[device["thing_name"]] = host
+        result.append(dict(host=host, thing_name=device["thing_name"], attributes=attributes))
+    if problems:
+        raise IoTFleetError("Invalid devices: " + "; ".join(problems) + ".", problems=problems)
+    return result
+
+
+def load_fleet_ca(ca_certificate_path, ca_private_key_path):
+    """The fleet CA certificate and key, checked: a CA, the key matches, within validity."""
+    ca_cert = _x509.load_certificate(path=ca_certificate_path, what="fleet CA certificate")
+    ca_key = _x509.load_private_key(path=ca_private_key_path, what="fleet CA private key")
+    if not _x509.is_ca(ca_cert):
+        raise IoTFleetError(f"The fleet CA certificate {ca_certificate_path} is not a CA (basicConstraints CA:FALSE).")
+    if not _x509.key_matches_certificate(ca_key, ca_cert):
+        raise IoTFleetError(
+            f"The fleet CA private key {ca_private_key_path} does not match the certificate {ca_certificate_path}."
+        )
+    _x509.check_validity(ca_cert, what="fleet CA certificate")
+    return ca_cert, ca_key
+
+
+def device_dir(pki_dir, thing_name):
+    return os.path.join(pki_dir, "devices", thing_name)
+
+
+def _write_private(path, data, mode):
+    """Write ``data`` atomically with ``mode`` (the file never exists with wider rights)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read_optional(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _usable_certificate(cert_pem, spec, thing_name, public_key):
+    """The existing certificate, if it can stay; else None."""
+    if cert_pem is None:
+        return None
+    try:
+        cert = _x509.load_certificate(cert_pem, what="device certificate")
+    except IoTFleetError:
+        return None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if (
+        _x509.common_name(cert) != thing_name
+        or not _x509.is_issued_by(cert, spec.ca_cert)
+        or _x509.not_valid_after(cert) - spec.renew_before <= now
+        or _x509._public_der(cert.public_key()) != _x509._public_der(public_key)
+    ):
+        return None
+    return cert
+
+
+def ensure_device_identity(spec, thing_name, check_mode=False):
+    """The device's key (controller mode) and certificate on the controller.
+
+    Returns ``(cert or None, changed, what)``; ``cert`` is None only in check mode when a
+    certificate would be issued.
+    """
+    directory = device_dir(spec.pki_dir, thing_name)
+    cert_path = os.path.join(directory, CERTIFICATE_FILE)
+    changes = []
+    if spec.key_mode == "device":
+        csr_pem = _read_optional(os.path.join(directory, CSR_FILE))
+        if csr_pem is None:
+            raise IoTFleetError(
+                f"No CSR for {thing_name} at {os.path.join(directory, CSR_FILE)}: in key mode 'device' the "
+                "device makes its key and CSR first (was the device reachable?)."
+            )
+        csr = _x509.load_csr(csr_pem)
+        public_key = csr.public_key()
+        key = None
+    else:
+        key_path = os.path.join(directory, KEY_FILE)
+        key_pem = _read_optional(key_path)
+        key = _x509.load_private_key(key_pem, what=f"private key of {thing_name}") if key_pem else None
+        if key is None:
+            changes.append("key")
+            if check_mode:
+                return None, True, changes + ["certificate"]
+            key = _x509.generate_private_key(spec.key_type)
+            _write_private(key_path, _x509.private_key_pem(key).encode("ascii"), 0o600)
+        elif os.stat(key_path).st_mode & 0o077:
+            changes.append("key mode")
+            if not check_mode:
+                os.chmod(key_path, 0o600)
+        public_key = key.public_key()
+    cert = _usable_certificate(_read_optional(cert_path), spec, thing_name, public_key)
+    if cert is None:
+        changes.append("certificate")
+        if check_mode:
+            return None, True, changes
+        if spec.key_mode == "device":
+            cert = _x509.sign_csr(spec.ca_cert, spec.ca_key, csr, cn=thing_name, days=spec.certificate_days)
+        else:
+            cert = _x509.issue_certificate(
+                spec.ca_cert, spec.ca_key, thing_name, public_key, days=spec.certificate_days
+            )
+        _write_private(cert_path, _x509.certificate_pem(cert).encode(), 0o644)
+    return cert, bool(changes), changes
+
+
+def ensure_device(client, spec, device, check_mode=False):
+    """Everything for one device; returns its result dict (no secrets)."""
+    thing_name = device["thing_name"]
+    result = dict(host=device["host"], thing_name=thing_name, changed=False, changes=[], failed=False)
+    cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
+    result["changes"].extend(changes)
+    result["certificate_path"] = os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE)
+
+    cert_arn = None
+    if cert is not None:
+        outcome = ensure_certificate(
+            client,
+            cert=cert,
+            ca_cert=spec.ca_cert if spec.register_with_ca else None,
+            status="ACTIVE",
+            check_mode=check_mode,
+        )
+        result["certificate_id"] = outcome.values["certificate_id"]
+        cert_arn = outcome.values.get("certificate_arn")
+        if outcome.changed:
+            result["changes"].append("certificate registration")
+    else:
+        result["certificate_id"] = None
+        result["changes"].append("certificate registration")
+    result["certificate_arn"] = cert_arn
+
+    outcome = ensure_thing(
+        client,
+        thing_name,
+        attributes=device.get("attributes"),
+        purge_attributes=spec.purge_attributes,
+        thing_type=spec.thing_type,
+        check_mode=check_mode,
+    )
+    result["thing_arn"] = outcome.values.get("thing_arn")
+    if outcome.changed:
+        result["changes"].append("thing")
+
+    if cert_arn is None:
+        # check mode with a certificate still to be issued or registered: both links are new
+        if spec.policy_name:
+            result["changes"].append("policy attachment")
+        result["changes"].append("thing principal")
+    else:
+        if spec.policy_name:
+            outcome = ensure_policy_attachment(client, spec.policy_name, cert_arn, check_mode=check_mode)
+            if outcome.changed:
+                result["changes"].append("policy attachment")
+        outcome = ensure_thing_principal(client, thing_name, cert_arn, exclusive=spec.exclusive, check_mode=check_mode)
+        if outcome.changed:
+            result["changes"].append("thing principal")
+    result["changed"] = bool(result["changes"]) or changed
+    return result
+
+
+def ensure_fleet(client, spec, workers=8, check_mode=False):
+    """Run :func:`ensure_device` for every device in a thread pool; never stops at a failure.
+
+    Returns the module values: ``changed``, ``devices`` (one result per device, in input
+    order), ``failed_devices``. The caller fails the module when ``failed_devices`` is set.
+    """
+    if spec.policy_name:
+        validate_policy_name(spec.policy_name)
+    lock = threading.Lock()
+    results = [None] * len(spec.devices)
+
+    def work(index, device):
+        try:
+            result = ensure_device(client, spec, device, check_mode=check_mode)
+        except (IoTFleetError, IoTAWSError) as e:
+            result = dict(
+                host=device["host"], thing_name=device["thing_name"], changed=False, failed=True, msg=str(e)
+            )
+        except Exception as e:  # noqa: BLE001 - one device's bug must not hide the others' results
+            result = dict(
+                host=device["host"],
+                thing_name=device["thing_name"],
+                changed=False,
+                failed=True,
+                msg=f"{type(e).__name__}: {e}",
+            )
+        with lock:
+            results[index] = result
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(spec.devices) or 1))) as pool:
+        for future in [pool.submit(work, i, d) for i, d in enumerate(spec.devices)]:
+            future.result()
+
+    failed = [r for r in results if r["failed"]]
+    return dict(
+        changed=any(r["changed"] for r in results),
+        devices=results,
+        failed_devices=[r["host"] for r in failed],
+    )

@@ -1,0 +1,303 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the iotfleet.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: iot_fleet
+version_added: 1.0.0
+short_description: Register a whole fleet of devices in AWS IoT in one batched run
+description:
+  - For every device of O(devices), in one module run on the controller, makes sure that
+    the device has a key and a certificate signed by the fleet CA (CN = thing name), that the
+    certificate is registered with AWS IoT and ACTIVE, that the thing exists with its
+    attributes, that O(policy_name) is attached to the certificate and that the certificate is
+    attached to the thing.
+  - It calls the same code as M(iotfleet.aws.iot_certificate), M(iotfleet.aws.iot_thing),
+    M(iotfleet.aws.iot_policy_attachment) and M(iotfleet.aws.iot_thing_principal), from a
+    pool of O(workers) threads that share one AWS client and one rate limiter per AWS API, so
+    a fleet of thousands pays one Python start and stays within the account's API limits.
+  - Per-device files live on the controller under C(<pki_dir>/devices/<thing name>/)
+    (C(certificate.pem), C(private.key) 0600 in key mode V(controller), C(device.csr) in key mode
+    V(device)). Key material is never returned or logged.
+  - One device's failure does not stop the others; the module fails at the end and names every
+    failed device. A rerun finishes what a failed run left.
+author:
+  - iotfleet.aws developers
+options:
+  devices:
+    description:
+      - The devices. Thing names must be unique; two hosts that map to one thing name are refused
+        before any AWS call.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      thing_name:
+        description: The thing name, 1-128 characters from C([a-zA-Z0-9:_-]); also the certificate's CN and the MQTT client id.
+        type: str
+        required: true
+      host:
+        description: The inventory host the device is, for reports. Defaults to O(devices[].thing_name).
+        type: str
+      attributes:
+        description: Thing attributes (merged with existing ones unless O(purge_attributes)).
+        type: dict
+  ca_certificate:
+    description: Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
+    type: path
+    required: true
+  ca_private_key:
+    description: Path on the controller to the fleet CA private key (PEM, unencrypted). It is read, never copied.
+    type: path
+    required: true
+  pki_dir:
+    description: Directory on the controller for per-device files (C(devices/<thing name>/)).
+    type: path
+    required: true
+  key_mode:
+    description:
+      - V(controller) makes each device key here (0600) for the C(device) role to push.
+      - V(device) signs the CSR that the device made (C(device.csr)); the key never leaves the device.
+    type: str
+    choices: [controller, device]
+    default: controller
+  key_type:
+    description: Type of the device keys made in key mode V(controller).
+    type: str
+    choices: [ec, rsa]
+    default: ec
+  certificate_days:
+    description: Validity of newly issued device certificates, in days (never beyond the CA's).
+    type: int
+    default: 3650
+  renew_before_days:
+    description: An existing device certificate closer than this to its expiry is replaced by a new one.
+    type: int
+    default: 30
+  policy_name:
+    description: The IoT policy to attach to every device certificate. Omit to attach none.
+    type: str
+  thing_type:
+    description: Thing type of every thing (must exist). Omit to leave the type alone.
+    type: str
+  purge_attributes:
+    description: Remove thing attributes that O(devices[].attributes) does not declare.
+    type: bool
+    default: false
+  exclusive:
+    description: Attach each certificate to its thing as C(EXCLUSIVE_THING) (no other thing may use it).
+    type: bool
+    default: false
+  register_with_ca:
+    description:
+      - Register device certificates together with the fleet CA (C(RegisterCertificate)); the CA
+        must be registered in this account and region.
+      - V(false) registers them without a CA (C(RegisterCertificateWithoutCA), for SNI_ONLY/multi-account setups).
+    type: bool
+    default: true
+  workers:
+    description: Threads that work on devices at once.
+    type: int
+    default: 8
+  rate_limits:
+    description:
+      - Requests per second per AWS API operation (for example C(CreateThing)), shared by all workers.
+        Merged over the defaults from the published AWS IoT limits (RegisterCertificate 10/s,
+        AttachPolicy 15/s, CreateThing 15/s, ...). V(0) lifts the limit of an operation.
+      - Throttling answers (C(ThrottlingException)) are retried with jittered backoff in any case.
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Predicts every change; makes no key, certificate or AWS change.
+  diff_mode:
+    support: partial
+    details:
+      - Each device result lists what changed (RV(devices[].changes)); no before/after documents.
+  idempotent:
+    support: full
+extends_documentation_fragment:
+  - iotfleet.aws._attributes
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+notes:
+  - Old certificates of a device whose certificate was replaced stay registered; revoke them with
+    M(iotfleet.aws.iot_certificate).
+"""
+
+EXAMPLES = r"""
+- name: Register the devices the registry role lists (one run for the whole fleet)
+  iotfleet.aws.iot_fleet:
+    ca_certificate: "{{ pki_dir }}/ca/fleet-ca.pem"
+    ca_private_key: "{{ pki_dir }}/ca/fleet-ca.key"
+    pki_dir: "{{ pki_dir }}"
+    policy_name: fleet-device
+    devices: "{{ fleet_devices }}"  # [{thing_name: pi1, host: pi1.lan, attributes: {...}}, ...]
+  register: fleet
+
+- name: Two devices with attributes, at most 5 CreateThing calls per second
+  iotfleet.aws.iot_fleet:
+    ca_certificate: /etc/fleet/ca.pem
+    ca_private_key: /etc/fleet/ca.key
+    pki_dir: /var/lib/fleet
+    devices:
+      - thing_name: pi-kitchen
+        attributes: {room: kitchen}
+      - thing_name: pi-garage
+        attributes: {room: garage}
+    rate_limits:
+      CreateThing: 5
+"""
+
+RETURN = r"""
+devices:
+  description: One result per device, in the order of O(devices).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The inventory host.
+      type: str
+      returned: always
+    thing_name:
+      description: The thing name.
+      type: str
+      returned: always
+    changed:
+      description: Whether anything changed for this device.
+      type: bool
+      returned: always
+    changes:
+      description: What changed (key, certificate, certificate registration, thing, policy attachment, thing principal).
+      type: list
+      elements: str
+      returned: success
+    failed:
+      description: Whether this device failed.
+      type: bool
+      returned: always
+    msg:
+      description: Why the device failed.
+      type: str
+      returned: failure
+    certificate_id:
+      description: The AWS IoT certificate id (SHA-256 of the DER); null in check mode before issuance.
+      type: str
+      returned: success
+    certificate_arn:
+      description: The certificate ARN; null in check mode before registration.
+      type: str
+      returned: success
+    certificate_path:
+      description: The device certificate on the controller.
+      type: str
+      returned: success
+    thing_arn:
+      description: The thing ARN; null in check mode before creation.
+      type: str
+      returned: success
+failed_devices:
+  description: Hosts whose device failed.
+  returned: always
+  type: list
+  elements: str
+rate_limits:
+  description: The requests-per-second limits in force, by AWS API operation.
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import DEFAULT_RATE_LIMITS
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import load_fleet_ca
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
+from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
+
+
+def merged_rate_limits(overrides):
+    rates = dict(DEFAULT_RATE_LIMITS)
+    for operation, rate in (overrides or {}).items():
+        try:
+            rate = float(rate)
+        except (TypeError, ValueError):
+            raise IoTFleetError(f"rate_limits.{operation} must be a number of requests per second, got {rate!r}.")
+        if rate < 0:
+            raise IoTFleetError(f"rate_limits.{operation} must not be negative.")
+        rates[operation] = rate
+    return {k: v for k, v in rates.items() if v}
+
+
+def run(module):
+    p = module.params
+    if p["workers"] < 1:
+        raise IoTFleetError("workers must be at least 1.")
+    rates = merged_rate_limits(p["rate_limits"])
+    devices = validate_devices(p["devices"])
+    ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"])
+    spec = FleetSpec(
+        devices,
+        ca_cert,
+        ca_key,
+        p["pki_dir"],
+        policy_name=p["policy_name"],
+        key_mode=p["key_mode"],
+        key_type=p["key_type"],
+        certificate_days=p["certificate_days"],
+        renew_before_days=p["renew_before_days"],
+        thing_type=p["thing_type"],
+        purge_attributes=p["purge_attributes"],
+        exclusive=p["exclusive"],
+        register_with_ca=p["register_with_ca"],
+    )
+    client = module.iot_client(limiter=RateLimiter(rates))
+    result = ensure_fleet(client, spec, workers=p["workers"], check_mode=module.check_mode)
+    result["rate_limits"] = rates
+    if result["failed_devices"]:
+        failed = [d for d in result["devices"] if d["failed"]]
+        details = "; ".join(f"{d['host']}: {d['msg']}" for d in failed)
+        raise IoTFleetError(f"{len(failed)} of {len(devices)} devices failed: {details}", **result)
+    return result
+
+
+def main():
+    argument_spec = dict(
+        devices=dict(
+            type="list",
+            elements="dict",
+            required=True,
+            options=dict(
+                thing_name=dict(type="str", required=True),
+                host=dict(type="str"),
+                attributes=dict(type="dict"),
+            ),
+        ),
+        ca_certificate=dict(type="path", required=True),
+        ca_private_key=dict(type="path", required=True, no_log=False),
+        pki_dir=dict(type="path", required=True),
+        key_mode=dict(type="str", choices=["controller", "device"], default="controller"),
+        key_type=dict(type="str", choices=["ec", "rsa"], default="ec"),
+        certificate_days=dict(type="int", default=3650),
+        renew_before_days=dict(type="int", default=30),
+        policy_name=dict(type="str"),
+        thing_type=dict(type="str"),
+        purge_attributes=dict(type="bool", default=False),
+        exclusive=dict(type="bool", default=False),
+        register_with_ca=dict(type="bool", default=True),
+        workers=dict(type="int", default=8),
+        rate_limits=dict(type="dict", default={}),
+    )
+    module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
+    module.run(run, module)
+
+
+if __name__ == "__main__":
+    main()
