@@ -9,8 +9,9 @@
 # OS bookworm) from debootstrap, with openssh-server, python3, python3-apt, sudo and
 # ca-certificates; user `pi` with passwordless sudo; QEMU_CPU=arm1176 kept in SSH and
 # sudo sessions so `uname -m` says armv6l. paho-mqtt is deliberately NOT installed
-# (the device role installs python3-paho-mqtt). Apt lists are kept in the image.
-# sshd host keys are generated at container start. Needs root and lab/host-setup.sh.
+# (the device role installs python3-paho-mqtt). Apt lists and apt's package cache
+# are kept in the image (fresh as of the build).
+# sshd host keys (ed25519, ECDSA) are generated at container start. Needs root and lab/host-setup.sh.
 set -euo pipefail
 
 IMAGE=${LAB_IMAGE:-localhost/iotfleet-pizero:bookworm}
@@ -92,6 +93,9 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
 UseDNS no
+# ed25519 + ECDSA host keys only: RSA-3072 generation takes 20-60 s of emulated CPU per Pi
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_ecdsa_key
 EOF
 rm -f "$ROOT"/etc/ssh/ssh_host_*
 
@@ -106,13 +110,17 @@ if [ -n "${LAB_AUTHORIZED_KEY:-}" ]; then
   chmod 0600 /home/pi/.ssh/authorized_keys
 fi
 mkdir -p /run/sshd
-ssh-keygen -A >/dev/null
+for t in ed25519 ecdsa; do
+  [ -s /etc/ssh/ssh_host_${t}_key ] || ssh-keygen -q -N '' -t $t -f /etc/ssh/ssh_host_${t}_key
+done
 exec /usr/sbin/sshd -D -e
 EOF
 chmod 0755 "$ROOT/usr/local/sbin/lab-sshd"
 
-# keep apt lists (as on a used Pi); drop downloaded .debs and logs.
-rm -f "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/cache/apt/*.bin
+# keep apt lists (as on a used Pi) and build apt's package cache now: otherwise every Pi's
+# first apt run spends ~1-2 min of emulated CPU on it. Drop downloaded .debs and logs.
+in_root apt-cache gencaches >/dev/null
+rm -f "$ROOT"/var/cache/apt/archives/*.deb
 rm -rf "$ROOT"/var/log/* "$ROOT"/tmp/* "$ROOT"/var/tmp/*
 : >"$ROOT/etc/machine-id"
 
@@ -124,7 +132,7 @@ tar -C "$ROOT" -c . | podman import \
   --change 'EXPOSE 22' \
   --change 'CMD ["/usr/local/sbin/lab-sshd"]' \
   --message "iotfleet.aws lab Pi Zero (Debian $SUITE armel)" \
-  - "$IMAGE" >/dev/null
+  --quiet - "$IMAGE" >/dev/null
 t3=$(date +%s)
 log "import took $((t3 - t2)) s; total $((t3 - t0)) s"
 podman image ls "$IMAGE"

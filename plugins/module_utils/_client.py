@@ -83,45 +83,84 @@ class RateLimiter:
     """Token buckets, one per AWS operation, shared by every thread of a process.
 
     ``rates`` maps an operation name (``"CreateThing"``) to requests per second; an operation
-    without a rate is not paced. ``burst`` is how many requests may go at once after idling
-    (1 keeps the rate smooth, as AWS meters it).
+    without a rate (or with 0) is not paced. ``burst`` is the bucket's size: how many requests
+    may go at once after idling (1 keeps the rate smooth, as AWS meters it).
+
+    A smooth token bucket in its "virtual scheduling" form (GCRA): every request reserves the
+    next free slot of its operation under a lock and sleeps *outside* the lock until that slot,
+    so threads never wait for each other's sleep, slots are absolute (a late wake-up does not
+    push later requests back, so the long-run rate is exactly ``rate``) and no more than
+    ``burst`` requests are ever sent within ``(burst - 1) / rate`` seconds.
+
+    It is attached to botocore's ``before-send`` event, i.e. every HTTP attempt - retries of
+    throttled calls included - passes through it.
     """
 
     def __init__(self, rates=None, burst=1.0, clock=time.monotonic, sleep=time.sleep):
-        self._rates = {k: float(v) for k, v in (rates or {}).items() if v}
-        self._burst = float(burst)
+        burst = float(burst)
+        if burst < 1.0:
+            raise ValueError(f"burst must be at least 1, got {burst!r}")
+        self._rates = {}
+        for operation, rate in (rates or {}).items():
+            rate = float(rate)
+            if rate < 0:
+                raise ValueError(f"the rate of {operation} must not be negative, got {rate!r}")
+            if rate:
+                self._rates[operation] = rate
+        self._burst = burst
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._next = {}
+        self._next = {}  # operation -> earliest time of its next request when the bucket is empty
+        self._stats = {}  # operation -> [requests, seconds waited]
 
     @property
     def rates(self):
         return dict(self._rates)
 
-    def acquire(self, operation):
-        """Block until ``operation`` may be sent; returns the seconds waited."""
+    @property
+    def burst(self):
+        return self._burst
+
+    def reserve(self, operation):
+        """Reserve the next slot of ``operation``; returns the seconds to wait before sending."""
         rate = self._rates.get(operation)
         if not rate:
             return 0.0
         interval = 1.0 / rate
         with self._lock:
             now = self._clock()
-            # Earliest slot: never earlier than `burst` intervals in the past.
-            slot = max(self._next.get(operation, now), now - (self._burst - 1.0) * interval)
+            # The bucket starts full and holds `burst` tokens: a request may go `burst - 1` intervals
+            # ahead of the smooth schedule, never more (idle time does not pile up credit).
+            slot = max(self._next.get(operation, float("-inf")), now - (self._burst - 1.0) * interval)
             self._next[operation] = slot + interval
-        wait = slot - now
+            wait = max(0.0, slot - now)
+            stats = self._stats.setdefault(operation, [0, 0.0])
+            stats[0] += 1
+            stats[1] += wait
+        return wait
+
+    def acquire(self, operation):
+        """Block until ``operation`` may be sent; returns the seconds waited."""
+        wait = self.reserve(operation)
         if wait > 0:
             self._sleep(wait)
-            return wait
-        return 0.0
+        return wait
+
+    def stats(self):
+        """``{operation: {"requests": n, "waited": seconds}}`` of the paced operations so far."""
+        with self._lock:
+            return {op: dict(requests=n, waited=round(w, 6)) for op, (n, w) in self._stats.items()}
 
     def _before_send(self, event_name=None, **kwargs):
         # event_name: "before-send.iot.CreateThing"
         self.acquire(event_name.rsplit(".", 1)[-1])
 
     def attach(self, boto3_client):
-        boto3_client.meta.events.register("before-send.iot", self._before_send)
+        """Pace every HTTP request of ``boto3_client`` (idempotent per client and limiter)."""
+        boto3_client.meta.events.register(
+            "before-send.iot", self._before_send, unique_id=f"iotfleet-rate-limiter-{id(self)}"
+        )
 
 
 def retry_decorator(retries=10, delay=0.5, max_delay=20.0):

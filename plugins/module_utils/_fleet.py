@@ -19,6 +19,7 @@ An existing certificate is kept while it is issued by the fleet CA, names the th
 the key (or the CSR) and is valid for more than ``renew_before_days``.
 """
 
+import collections
 import datetime
 import os
 import tempfile
@@ -35,6 +36,10 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._policy import valida
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import validate_thing_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import normalize_attributes
+
+# AWS IoT operations that change something (for call accounting: a no-change rerun makes none)
+WRITE_PREFIXES = ("Create", "Register", "Update", "Attach", "Detach", "Delete", "Set", "Add", "Remove", "Accept",
+                  "Reject", "Replace", "Transfer", "Cancel", "Enable", "Disable")
 
 CERTIFICATE_FILE = "certificate.pem"
 KEY_FILE = "private.key"
@@ -221,13 +226,62 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
     return cert, bool(changes), changes
 
 
+class FreshCertificateClient:
+    """The fleet's client, for one device whose certificate was issued in this run for a new key.
+
+    Such a certificate cannot be registered yet (its id, the SHA-256 of its DER, is new) and once
+    this run registers it, it has no policy and no thing attached. This view answers exactly those
+    reads locally - the first ``describe_certificate`` of the new id, and ``list_attached_policies``
+    / ``list_principal_things`` of the ARN this view registered - and passes everything else (all
+    writes included) to the real client. So the ensure-functions stay the single implementation
+    and a new device costs one read (``describe_thing``) and its writes, no per-device lists.
+    """
+
+    def __init__(self, client, certificate_id):
+        self._client = client
+        self._certificate_id = certificate_id
+        self._described = False
+        self._arn = None
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def get(self, operation, **kwargs):
+        if operation == "describe_certificate" and kwargs.get("certificateId") == self._certificate_id:
+            if not self._described:
+                self._described = True
+                return None
+        return self._client.get(operation, **kwargs)
+
+    def call(self, operation, **kwargs):
+        response = self._client.call(operation, **kwargs)
+        if operation in ("register_certificate", "register_certificate_without_ca"):
+            self._arn = (response or {}).get("certificateArn")
+        return response
+
+    def paginate(self, operation, result_key, **kwargs):
+        if self._arn is not None and (
+            (operation == "list_attached_policies" and kwargs.get("target") == self._arn)
+            or (operation == "list_principal_things" and kwargs.get("principal") == self._arn)
+        ):
+            return []
+        return self._client.paginate(operation, result_key, **kwargs)
+
+
 def ensure_device(client, spec, device, check_mode=False):
-    """Everything for one device; returns its result dict (no secrets)."""
+    """Everything for one device; returns its result dict (no secrets).
+
+    Calls per device: a new device (key and certificate made now) DescribeThing and 4 writes;
+    an unchanged device 4 reads (DescribeCertificate, DescribeThing, ListAttachedPolicies of
+    its certificate, ListPrincipalThings of its certificate) and no write.
+    """
     thing_name = device["thing_name"]
     result = dict(host=device["host"], thing_name=thing_name, changed=False, changes=[], failed=False)
     cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
     result["changes"].extend(changes)
     result["certificate_path"] = os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE)
+    if cert is not None and "certificate" in changes and not check_mode:
+        client = FreshCertificateClient(client, _x509.certificate_id(cert))
 
     cert_arn = None
     if cert is not None:
@@ -315,3 +369,64 @@ def ensure_fleet(client, spec, workers=8, check_mode=False):
         devices=results,
         failed_devices=[r["host"] for r in failed],
     )
+
+
+def is_write_operation(operation):
+    """Whether the AWS IoT ``operation`` (``"CreateThing"``) changes something."""
+    return operation.startswith(WRITE_PREFIXES)
+
+
+class ApiCallCounter:
+    """Counts the AWS IoT API calls of a boto3 client, by operation, with botocore event hooks.
+
+    ``calls``: logical API calls (``before-call``, once per call however often it is retried);
+    ``attempts``: HTTP requests sent (``before-send``, retries included); ``errors``: calls that
+    ended with an AWS error code (``after-call``), by code. Thread-safe; attach once per client.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.calls = collections.Counter()
+        self.attempts = collections.Counter()
+        self.errors = collections.Counter()
+
+    def attach(self, boto3_client):
+        events = boto3_client.meta.events
+        uid = f"iotfleet-call-counter-{id(self)}"
+        events.register("before-call.iot", self._before_call, unique_id=uid + "-call")
+        events.register("before-send.iot", self._before_send, unique_id=uid + "-send")
+        events.register("after-call.iot", self._after_call, unique_id=uid + "-after")
+        return self
+
+    @staticmethod
+    def _operation(event_name):
+        return event_name.rsplit(".", 1)[-1]
+
+    def _before_call(self, event_name=None, **kwargs):
+        with self._lock:
+            self.calls[self._operation(event_name)] += 1
+
+    def _before_send(self, event_name=None, **kwargs):
+        with self._lock:
+            self.attempts[self._operation(event_name)] += 1
+
+    def _after_call(self, event_name=None, parsed=None, **kwargs):
+        code = ((parsed or {}).get("Error") or {}).get("Code")
+        if code:
+            with self._lock:
+                self.errors[code] += 1
+
+    def reset(self):
+        with self._lock:
+            self.calls.clear()
+            self.attempts.clear()
+            self.errors.clear()
+
+    def snapshot(self):
+        """``{"calls": {...}, "attempts": {...}, "errors": {...}, "writes": n, "reads": n}``."""
+        with self._lock:
+            calls = dict(self.calls)
+            result = dict(calls=calls, attempts=dict(self.attempts), errors=dict(self.errors))
+        result["writes"] = sum(n for op, n in calls.items() if is_write_operation(op))
+        result["reads"] = sum(n for op, n in calls.items() if not is_write_operation(op))
+        return result

@@ -163,13 +163,22 @@ def check_thing_type(client, thing_type):
 
 
 def ensure_thing(
-    client, thing_name, attributes=None, purge_attributes=False, thing_type=None, check_mode=False, current=None
+    client,
+    thing_name,
+    attributes=None,
+    purge_attributes=False,
+    thing_type=None,
+    check_mode=False,
+    current=None,
+    verify_thing_type=True,
 ):
     """Make the thing exist with the declared attributes and thing type.
 
     ``attributes``: dict or None (leave alone); ``purge_attributes``: remove undeclared ones;
     ``thing_type``: name, ``""`` (remove the type) or None (leave alone); ``current``: a
-    ``describe_thing`` answer the caller already has (then no describe is made).
+    ``describe_thing`` answer the caller already has (then no describe is made);
+    ``verify_thing_type``: False when the caller has already checked the thing type once (a batch),
+    so that no ``describe_thing_type`` is made per thing.
     Returns an :class:`Outcome` with thing_name, thing_arn, thing_id, attributes, thing_type.
     """
     validate_thing_name(thing_name)
@@ -184,7 +193,7 @@ def ensure_thing(
     if current is None:
         final_attributes = {k: v for k, v in (desired_attributes or {}).items() if v != ""}
         after = dict(thing_name=thing_name, attributes=final_attributes, thing_type=thing_type or None)
-        if thing_type:
+        if thing_type and verify_thing_type:
             check_thing_type(client, thing_type)
         arn = thing_id = None
         if not check_mode:
@@ -211,7 +220,8 @@ def ensure_thing(
     final_type = before["thing_type"]
     if thing_type is not None and (thing_type or None) != before["thing_type"]:
         if thing_type:
-            check_thing_type(client, thing_type)
+            if verify_thing_type:
+                check_thing_type(client, thing_type)
             kwargs["thingTypeName"] = thing_type
         else:
             kwargs["removeThingType"] = True

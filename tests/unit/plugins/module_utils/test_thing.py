@@ -306,3 +306,13 @@ def test_describe_things_paginates(iot_client, boto3_iot):
     for i in range(260):
         boto3_iot.create_thing(thingName=f"many-{i:03d}")
     assert len(_thing.describe_things(iot_client)["things"]) == 260
+
+
+def test_verify_thing_type_false_skips_the_describe(iot_client, boto3_iot):
+    """A batch checks the thing type once and then passes verify_thing_type=False."""
+    boto3_iot.create_thing_type(thingTypeName="pi-zero")
+    _thing.check_thing_type(iot_client, "pi-zero")
+    client = CountingClient(iot_client)
+    out = _thing.ensure_thing(client, "pi-13", thing_type="pi-zero", verify_thing_type=False)
+    assert out.changed and client.calls == ["describe_thing", "create_thing"]
+    assert described(boto3_iot, "pi-13")["thingTypeName"] == "pi-zero"

@@ -1,0 +1,210 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the iotfleet.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The batched fleet path: calls per device (counted with botocore event hooks), reruns, throttling.
+
+Against the real moto server (``moto`` / ``boto3_iot`` fixtures). Throttling is injected with a
+botocore ``before-send`` handler that answers HTTP 400 ThrottlingException, because moto never
+throttles.
+"""
+
+import collections
+import threading
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ApiCallCounter
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FreshCertificateClient
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import is_write_operation
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
+
+POLICY = "fleet-device"
+FIRST_RUN = {"DescribeThing": 1, "RegisterCertificate": 1, "CreateThing": 1, "AttachPolicy": 1,
+             "AttachThingPrincipal": 1}
+RERUN = {"DescribeCertificate": 1, "DescribeThing": 1, "ListAttachedPolicies": 1, "ListPrincipalThings": 1}
+
+
+@pytest.fixture(scope="module")
+def fleet_ca():
+    return _x509.create_ca("Fleet CA")
+
+
+@pytest.fixture
+def fleet(boto3_iot, fleet_ca, tmp_path):
+    """A moto account with the fleet CA registered and the policy; a counted, retried client."""
+    ca_cert, ca_key = fleet_ca
+    code = boto3_iot.get_registration_code()["registrationCode"]
+    boto3_iot.register_ca_certificate(
+        caCertificate=_x509.certificate_pem(ca_cert),
+        verificationCertificate=_x509.certificate_pem(_x509.verification_certificate(ca_cert, ca_key, code)),
+        setAsActive=True,
+    )
+    boto3_iot.create_policy(policyName=POLICY, policyDocument='{"Version": "2012-10-17", "Statement": []}')
+    counter = ApiCallCounter().attach(boto3_iot)
+    client = IoTClient(boto3_iot, retry=retry_decorator(retries=6, delay=0.01, max_delay=0.05))
+
+    def spec(n, prefix="pi"):
+        devices = validate_devices([dict(thing_name=f"{prefix}-{i}", attributes=dict(room=str(i))) for i in range(n)])
+        return FleetSpec(devices, ca_cert, ca_key, str(tmp_path / "pki"), policy_name=POLICY)
+
+    return client, counter, spec
+
+
+def per_device(counter, n):
+    calls = counter.snapshot()["calls"]
+    assert all(c % n == 0 for c in calls.values()), calls
+    return {op: c // n for op, c in calls.items()}
+
+
+def test_is_write_operation():
+    assert is_write_operation("CreateThing") and is_write_operation("AttachThingPrincipal")
+    assert is_write_operation("RegisterCertificate") and is_write_operation("UpdateCertificate")
+    assert not is_write_operation("DescribeThing") and not is_write_operation("ListPrincipalThings")
+
+
+def test_first_run_then_rerun_minimal_calls(fleet, boto3_iot):
+    client, counter, spec = fleet
+    n = 4
+    result = ensure_fleet(client, spec(n), workers=3)
+    assert result["failed_devices"] == [] and result["changed"]
+    # new devices: the certificate id is computed locally, nothing to describe or list
+    assert per_device(counter, n) == FIRST_RUN
+    for device in result["devices"]:
+        arn = device["certificate_arn"]
+        assert boto3_iot.list_principal_things(principal=arn)["things"] == [device["thing_name"]]
+        assert [p["policyName"] for p in boto3_iot.list_attached_policies(target=arn)["policies"]] == [POLICY]
+        described = boto3_iot.describe_certificate(certificateId=device["certificate_id"])["certificateDescription"]
+        assert described["status"] == "ACTIVE"
+
+    counter.reset()
+    again = ensure_fleet(client, spec(n), workers=3)
+    assert not again["changed"] and again["failed_devices"] == []
+    snapshot = counter.snapshot()
+    assert snapshot["writes"] == 0
+    assert per_device(counter, n) == RERUN
+
+
+def test_rerun_repairs_only_what_is_missing(fleet, boto3_iot):
+    client, counter, spec = fleet
+    first = ensure_fleet(client, spec(3), workers=2)
+    victim = first["devices"][1]
+    boto3_iot.detach_policy(policyName=POLICY, target=victim["certificate_arn"])
+    boto3_iot.detach_thing_principal(thingName=victim["thing_name"], principal=victim["certificate_arn"])
+    counter.reset()
+    again = ensure_fleet(client, spec(3), workers=2)
+    changed = [d for d in again["devices"] if d["changed"]]
+    assert [d["thing_name"] for d in changed] == [victim["thing_name"]]
+    assert changed[0]["changes"] == ["policy attachment", "thing principal"]
+    calls = counter.snapshot()["calls"]
+    writes = {op: c for op, c in calls.items() if is_write_operation(op)}
+    assert writes == {"AttachPolicy": 1, "AttachThingPrincipal": 1}
+    assert boto3_iot.list_principal_things(principal=victim["certificate_arn"])["things"] == [victim["thing_name"]]
+
+
+def test_check_mode_makes_no_write(fleet):
+    client, counter, spec = fleet
+    result = ensure_fleet(client, spec(4), workers=2, check_mode=True)
+    assert result["changed"] and result["failed_devices"] == []
+    assert counter.snapshot()["writes"] == 0
+
+
+def _throttle_every_other_write(boto3_iot):
+    """Answer every second attempt of each write operation with HTTP 400 ThrottlingException.
+
+    Returns a Counter of write attempts by operation, and "throttled": how many were refused.
+    """
+    seen = collections.Counter()
+    lock = threading.Lock()
+
+    def handler(request=None, event_name=None, **kwargs):
+        op = event_name.rsplit(".", 1)[-1]
+        if not is_write_operation(op):
+            return None
+        with lock:
+            seen[op] += 1
+            throttle = seen[op] % 2 == 1
+            if throttle:
+                seen["throttled"] += 1
+        if throttle:
+            body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+            headers = {"x-amzn-ErrorType": "ThrottlingException", "Content-Type": "application/json"}
+            return AWSResponse(request.url, 400, headers, _Raw(body))
+        return None
+
+    boto3_iot.meta.events.register_first("before-send.iot", handler)
+    return seen
+
+
+class _Raw:
+    def __init__(self, body):
+        self.body = body
+
+    def stream(self, **kwargs):
+        yield self.body
+
+
+def test_throttling_is_retried_and_no_device_fails(fleet, boto3_iot):
+    client, counter, spec = fleet
+    throttled = _throttle_every_other_write(boto3_iot)
+    n = 6
+    result = ensure_fleet(client, spec(n), workers=4)
+    assert result["failed_devices"] == []
+    snapshot = counter.snapshot()
+    # about half of all write attempts were answered ThrottlingException (by botocore's retries or
+    # the collection's AWSRetry, which makes a new call); every device is complete all the same
+    assert throttled["throttled"] >= 4 * n // 2
+    assert snapshot["attempts"]["CreateThing"] > n
+    for device in result["devices"]:
+        arn = device["certificate_arn"]
+        assert boto3_iot.list_principal_things(principal=arn)["things"] == [device["thing_name"]]
+        assert [p["policyName"] for p in boto3_iot.list_attached_policies(target=arn)["policies"]] == [POLICY]
+
+
+def test_shared_limiter_paces_the_whole_fleet(fleet, boto3_iot):
+    client, counter, spec = fleet
+    clock_sleeps = []
+    limiter = RateLimiter({"CreateThing": 1000.0, "RegisterCertificate": 1000.0}, sleep=clock_sleeps.append)
+    paced = IoTClient(boto3_iot, limiter=limiter, retry=retry_decorator(retries=2, delay=0.01))
+    result = ensure_fleet(paced, spec(5), workers=5)
+    assert result["failed_devices"] == []
+    stats = limiter.stats()
+    assert stats["CreateThing"]["requests"] == 5 and stats["RegisterCertificate"]["requests"] == 5
+
+
+class _FakeClient:
+    def __init__(self):
+        self.calls = []
+
+    def get(self, operation, **kwargs):
+        self.calls.append(("get", operation))
+        return {"certificateDescription": {}}
+
+    def call(self, operation, **kwargs):
+        self.calls.append(("call", operation))
+        return {"certificateArn": "arn:new"}
+
+    def paginate(self, operation, result_key, **kwargs):
+        self.calls.append(("paginate", operation))
+        return ["x"]
+
+
+def test_fresh_certificate_view_answers_only_what_it_knows():
+    real = _FakeClient()
+    view = FreshCertificateClient(real, "abc")
+    assert view.paginate("list_attached_policies", "policies", target="arn:new") == ["x"]  # not registered by it
+    assert view.get("describe_certificate", certificateId="abc") is None  # a new certificate: not registered
+    assert view.get("describe_certificate", certificateId="abc") == {"certificateDescription": {}}  # only once
+    assert view.get("describe_certificate", certificateId="other") == {"certificateDescription": {}}
+    view.call("register_certificate", certificatePem="...")
+    assert view.paginate("list_attached_policies", "policies", target="arn:new") == []
+    assert view.paginate("list_principal_things", "things", principal="arn:new") == []
+    assert view.paginate("list_principal_things", "things", principal="arn:old") == ["x"]
+    assert view.paginate("list_thing_principals", "principals", thingName="t") == ["x"]
+    assert ("call", "register_certificate") in real.calls
