@@ -1,5 +1,6 @@
-# iotfleet.aws — developer entry points. `make test` runs every test; `make demo` runs the
-# user's command against the lab. Everything runs from the .venv that `make venv` builds.
+# iotfleet.aws — developer entry points.
+#   make demo   bring up the lab and run the user's command (twice: the second run changes nothing)
+#   make test   every test: unit, integration (moto), sanity, lint, molecule (the lab's ARMv6 Pis)
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
@@ -7,17 +8,42 @@ BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_HOME ?= $(CURDIR)/.cache/ansible-home
 PYTEST_WORKERS ?= 2
+LAB_DIR ?= $(CURDIR)/.lab
+DEMO_PIS ?= 3
 
-.PHONY: venv test unit integration sanity lint molecule demo lab-up lab-down bench clean
+.PHONY: venv host lab-image lab-up lab-down demo test unit integration sanity lint molecule bench clean
 
 venv:
 	@scripts/setup-venv.sh
+
+# apt packages, podman configuration, qemu binfmt (root; otherwise it prints the commands)
+host:
+	@lab/host-setup.sh
+
+lab-image: host
+	@lab/image.sh
+
+lab-up: venv lab-image
+	$(PY) lab/lab.py up --dir $(LAB_DIR) --pis $(DEMO_PIS)
+
+lab-down:
+	@if [ -x $(PY) ]; then $(PY) lab/lab.py down --dir $(LAB_DIR); else echo "no venv: nothing to take down"; fi
+
+# The user's command, as the README gives it, from the lab's directory (pis.ini is there).
+demo: lab-up
+	@printf -- '---\n- name: Provision the fleet\n  ansible.builtin.import_playbook: iotfleet.aws.provision\n' > $(LAB_DIR)/provision.yml
+	@echo "== first run: ansible-playbook provision.yml -i pis.ini (in $(LAB_DIR))"
+	cd $(LAB_DIR) && ANSIBLE_CONFIG=$(LAB_DIR)/ansible.cfg ansible-playbook provision.yml -i pis.ini
+	@echo "== second run: nothing may change (changed=0)"
+	cd $(LAB_DIR) && ANSIBLE_CONFIG=$(LAB_DIR)/ansible.cfg ansible-playbook provision.yml -i pis.ini | tee $(LAB_DIR)/second-run.log
+	@! grep -E 'changed=[1-9]' $(LAB_DIR)/second-run.log
+	@echo "== demo done; 'make lab-down' removes the lab"
 
 test: venv unit integration sanity lint molecule
 	@echo "make test: all suites passed"
 
 unit: venv
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests/unit
 
 integration: venv
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m integration tests/integration
@@ -28,7 +54,7 @@ sanity: venv
 lint: venv
 	$(BIN)/ansible-lint
 
-molecule: venv
+molecule: venv lab-image
 	$(PY) -m pytest -q -m molecule tests/molecule
 
 clean:

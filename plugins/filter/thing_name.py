@@ -7,7 +7,7 @@ name: thing_name
 short_description: Map an inventory host name to a valid AWS IoT thing name
 version_added: 1.0.0
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 description:
   - AWS IoT thing names allow 1 to 128 characters from C([a-zA-Z0-9:_-]).
   - Every other character (a dot of an FQDN, a space) becomes O(replacement); the result is cut

@@ -21,7 +21,7 @@ description:
     registration code and signs a verification certificate (CN = that code) with the CA key, in
     memory. The CA key is never sent to AWS, logged or returned.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   ca_certificate:
     description:

@@ -19,7 +19,7 @@ description:
   - To create keys and certificates, see M(community.crypto.openssl_privatekey) and
     M(community.crypto.x509_certificate); the fleet roles issue them with the fleet CA.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   certificate:
     description:

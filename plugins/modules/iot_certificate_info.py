@@ -11,7 +11,7 @@ short_description: List AWS IoT device certificates
 description:
   - Returns AWS IoT device certificates, by id, the ones registered with a CA, or all of them.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   certificate_ids:
     description:

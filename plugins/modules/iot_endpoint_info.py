@@ -12,7 +12,7 @@ description:
   - Returns the account's AWS IoT endpoint host names, by default the ATS data endpoint
     (C(iot:Data-ATS)) that devices use for MQTT over mutual TLS on port 8883.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   endpoint_types:
     description:

@@ -24,7 +24,7 @@ description:
   - One device's failure does not stop the others; the module fails at the end and names every
     failed device. A rerun finishes what a failed run left.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   devices:
     description:

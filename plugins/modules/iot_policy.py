@@ -17,7 +17,7 @@ description:
     oldest version that is not the default is deleted before the new one is created.
   - The default version id is never compared; it changes whenever the document changes.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   name:
     description:

@@ -15,7 +15,7 @@ description:
   - The target's attached policies are read once; the module writes only when the attachment
     has to change.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   policy_name:
     description:

@@ -17,7 +17,7 @@ description:
     deleted first.
   - Enabled state, description, role and pre-provisioning hook are updated in place.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   name:
     description:

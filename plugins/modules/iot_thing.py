@@ -15,7 +15,7 @@ description:
     carries the version read just before, so a concurrent change fails instead of being lost.
   - For many devices at once use the batched fleet module, which calls the same code.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   name:
     description:

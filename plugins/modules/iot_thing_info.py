@@ -12,7 +12,7 @@ description:
   - Describes one thing by name, or lists the things of the account (all pages), optionally
     filtered by an attribute and/or a thing type.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   name:
     description:

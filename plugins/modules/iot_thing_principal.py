@@ -14,7 +14,7 @@ description:
   - The principal's current things are read once; the module writes only when the attachment
     has to change.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   thing_name:
     description:

@@ -17,7 +17,7 @@ description:
     sees the topic after that prefix. For example the rule V(mydata) receives messages published on
     C($aws/rules/mydata/sensors/temperature); its SQL still selects C(FROM 'sensors/temperature')."
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   name:
     description:
