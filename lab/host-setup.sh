@@ -10,7 +10,9 @@
 # commands it would run and exits non-zero.
 set -euo pipefail
 
-PACKAGES=(podman runc catatonit qemu-user-static binfmt-support debootstrap mosquitto mosquitto-clients)
+# Installed WITH recommends, as measured: podman then gets netavark (network backend), buildah,
+# fuse-overlayfs, slirp4netns; iptables is listed because netavark's port forwarding needs it.
+PACKAGES=(podman runc catatonit iptables qemu-user-static binfmt-support debootstrap mosquitto mosquitto-clients)
 CONTAINERS_CONF=/etc/containers/containers.conf
 BINFMT_DIR=/proc/sys/fs/binfmt_misc
 QEMU_ARM_INTERP=/usr/libexec/qemu-binfmt/arm-binfmt-P
@@ -36,7 +38,7 @@ if [[ $(id -u) -ne 0 ]]; then
 host-setup: must run as root. Run these commands as root (or re-run this script with sudo):
 
   apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${PACKAGES[*]}
+  DEBIAN_FRONTEND=noninteractive apt-get install -y ${PACKAGES[*]}
   mkdir -p /etc/containers
   cat > $CONTAINERS_CONF <<'CONF'
 $CONF_CONTENT
@@ -61,7 +63,7 @@ if ((${#missing[@]})); then
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  apt-get install -y -q "${missing[@]}"
 else
   log "packages already installed"
 fi

@@ -371,7 +371,7 @@ class Lab:
                 serialization.NoEncryption()))
             pub = k.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                               serialization.PublicFormat.OpenSSH)
-            write_text(self.ssh_key.with_suffix(".pub"), pub.decode() + f" iotfleet-lab\n")
+            write_text(self.ssh_key.with_suffix(".pub"), pub.decode() + " iotfleet-lab\n")
             os.chmod(self.ssh_key.parent, 0o700)
         # lab root CA: issues the broker's server certificate (devices trust it instead of
         # Amazon Root CA 1)

@@ -23,7 +23,7 @@ description:
     before. Binary files (a wheel) travel base64-encoded.
   - The remote side needs only the Python standard library.
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   directories:
     description:
@@ -465,6 +465,7 @@ def argument_spec():
         },
         "private_key": {
             "type": "dict",
+            "no_log": False,  # only its content is secret (no_log there); path/owner/mode are not
             "options": dict(
                 {
                     "path": {"type": "path", "required": True},

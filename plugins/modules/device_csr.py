@@ -20,7 +20,7 @@ description:
     CSR and reports no change.
   - Needs the Python C(cryptography) package on the device (Debian C(python3-cryptography)).
 author:
-  - iotfleet.aws developers
+  - iotfleet.aws developers (@iotfleet)
 options:
   path:
     description: Path of the private key on the device.

@@ -239,7 +239,8 @@ class Session:
             self.client.connect_timeout = max(0.5, remaining)  # paho 2
         elif hasattr(self.client, "_connect_timeout"):
             self.client._connect_timeout = max(0.5, remaining)  # paho 1.6: no public setter
-        keepalive = int(max(5, min(60, remaining * 2)))
+        # paho 1.6 bounds the TLS handshake by the keepalive: keep it within the deadline
+        keepalive = int(max(5, min(60, remaining)))
         try:
             self.state = "tcp"
             self._tcp_then_connect(keepalive)
@@ -364,14 +365,15 @@ def publish(config, topic, message, timeout=10.0, mqtt=None):
         if not session.connect():
             step, cause = diagnose(session.state, session.error_text, topic)
             return result(config, False, step, cause, session.error_text, started)
-        for state, until in (
-            ("connecting", lambda: session.state != "connecting"),
-            ("publishing", None),
-        ):
+        steps = [("connecting", lambda: session.state != "connecting"), ("publishing", None)]
+        for state, until in steps:
             if until is None:
                 session.state = state
                 info = session.client.publish(topic, message.encode(), qos=1)
-                until = lambda: info.mid in session.published  # noqa: E731
+
+                def until():
+                    return info.mid in session.published
+
             outcome = session.pump(until)
             if outcome != "ok":
                 step, cause = diagnose(session.state, session.error_text, topic)
@@ -433,7 +435,7 @@ def run(config, interval=None, count=None, mqtt=None, out=sys.stdout):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="iotfleet-device-client", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="iotfleet-device-client", description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--config", default=os.environ.get("IOTFLEET_CLIENT_CONFIG", DEFAULT_CONFIG))
     sub = parser.add_subparsers(dest="command")
     sub.required = True

@@ -106,7 +106,7 @@ def test_check_mode_writes_nothing(tmp_path):
 
 
 def test_write_then_idempotent(tmp_path):
-    changed, results, _ = db.ensure_bundle(*_bundle(tmp_path))
+    changed, results, _diffs = db.ensure_bundle(*_bundle(tmp_path))
     assert changed and len(results) == 6
     assert (tmp_path / "etc" / "private.key").read_text() == KEY_TEXT
     assert stat.S_IMODE(os.stat(tmp_path / "etc" / "private.key").st_mode) == 0o600
@@ -122,7 +122,7 @@ def test_write_then_idempotent(tmp_path):
 def test_mode_only_change_keeps_inode(tmp_path):
     db.ensure_bundle(*_bundle(tmp_path))
     inode = os.stat(tmp_path / "bin" / "client").st_ino
-    changed, results, _ = db.ensure_bundle(*_bundle(tmp_path, client_mode="0700"))
+    changed, results, _diffs = db.ensure_bundle(*_bundle(tmp_path, client_mode="0700"))
     assert changed and [r["reasons"] for r in results if r["changed"]] == [["mode"]]
     assert os.stat(tmp_path / "bin" / "client").st_ino == inode
 
@@ -141,8 +141,8 @@ def test_diff_hides_key_and_shows_files(tmp_path):
 
 
 def test_key_optional_and_duplicates(tmp_path):
-    directories, files, _ = _bundle(tmp_path)
-    changed, results, _ = db.ensure_bundle(directories, files, None)
+    directories, files, _key = _bundle(tmp_path)
+    changed, results, _diffs = db.ensure_bundle(directories, files, None)
     assert changed and not any(r["kind"] == "private_key" for r in results)
     with pytest.raises(db.BundleError, match="more than once"):
         db.ensure_bundle([], files + [files[0]], None)
