@@ -57,5 +57,9 @@ lint: venv
 molecule: venv lab-image
 	$(PY) -m pytest -q -m molecule tests/molecule
 
+# Fleet-scale benchmark (issue 5): table + PASS/FAIL per target. BENCH_ARGS=--quick for a ~1 min smoke run.
+bench: venv
+	$(PY) benchmarks/fleet_bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .cache tests/output
