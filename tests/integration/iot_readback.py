@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Read AWS IoT state with plain boto3, independently of the collection's code.
 
 Usage: iot_readback.py OPERATION '{"boto3": "kwargs"}'

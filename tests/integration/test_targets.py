@@ -74,5 +74,6 @@ def test_target(target, moto, tmp_path):
         capture_output=True,
         text=True,
         timeout=900,
+        check=False,
     )
     assert proc.returncode == 0, f"target {target} failed:\n{proc.stdout[-20000:]}\n{proc.stderr[-5000:]}"

@@ -62,7 +62,7 @@ def _provision(lab_dir, tmp_path, name):
     start = time.monotonic()
     proc = subprocess.run(
         [os.path.join(BIN, "ansible-playbook"), "provision.yml", "-i", "pis.ini"],
-        cwd=lab_dir, env=env, capture_output=True, text=True, timeout=1800,
+        cwd=lab_dir, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )
     elapsed = time.monotonic() - start
     runs = json.loads(runs_file.read_text()) if runs_file.exists() else {}

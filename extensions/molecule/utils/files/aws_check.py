@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Independent check of the registry with plain boto3 (none of the collection's code).
 
 Usage: aws_check.py LAB_JSON POLICY THING [THING ...]

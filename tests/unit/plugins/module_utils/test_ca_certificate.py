@@ -236,8 +236,7 @@ def test_sni_only_registers_without_verification(ca, rec, boto3_iot):
 
 def test_update_status_and_config(ca, iot_client, rec, boto3_iot):
     cert_id = _x509.certificate_id(ca[0])
-    cac.ensure_ca_certificate(iot_client, ca[0], ca[1], registration_config=dict(role_arn=R1,
-                                                                                   template_body=TEMPLATE))
+    cac.ensure_ca_certificate(iot_client, ca[0], ca[1], registration_config=dict(role_arn=R1, template_body=TEMPLATE))
     out = cac.ensure_ca_certificate(rec, ca[0], status="inactive", registration_config=dict(role_arn=R2))
     assert out.changed
     assert out.before["status"] == "ACTIVE" and out.after["status"] == "INACTIVE"

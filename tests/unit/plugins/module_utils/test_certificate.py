@@ -208,7 +208,7 @@ def test_concurrent_registration_of_the_same_certificate(ca, iot_client, boto3_i
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=work) for _ in range(6)]
+    threads = [threading.Thread(target=work) for _i in range(6)]
     for t in threads:
         t.start()
     for t in threads:

@@ -49,7 +49,8 @@ def stubbed():
     stubber.assert_no_pending_responses()
 
 
-def described(body=BODY, enabled=True, description="", hook=None, template_type="FLEET_PROVISIONING", role=ROLE):
+def described(body=None, enabled=True, description="", hook=None, template_type="FLEET_PROVISIONING", role=ROLE):
+    body = BODY if body is None else body
     answer = dict(
         templateArn=ARN,
         templateName="fleet",

@@ -44,22 +44,22 @@ def limiter(rates, burst=1.0, clock=None):
 
 def test_smooth_rate_reservations_are_one_interval_apart():
     rl, _clock = limiter({"CreateThing": 10})
-    waits = [rl.reserve("CreateThing") for _ in range(5)]
+    waits = [rl.reserve("CreateThing") for _i in range(5)]
     assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
 
 
 def test_bucket_starts_full_and_allows_burst_then_the_rate():
     rl, _clock = limiter({"CreateThing": 10}, burst=3)
-    waits = [rl.reserve("CreateThing") for _ in range(5)]
+    waits = [rl.reserve("CreateThing") for _i in range(5)]
     assert waits == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
 
 
 def test_idle_time_refills_but_never_beyond_burst():
     rl, clock = limiter({"AttachPolicy": 10}, burst=2)
-    for _ in range(4):
+    for _i in range(4):
         rl.acquire("AttachPolicy")
     clock.now += 60.0  # a long idle: the bucket is full again, with 2 tokens, not 600
-    waits = [rl.reserve("AttachPolicy") for _ in range(4)]
+    waits = [rl.reserve("AttachPolicy") for _i in range(4)]
     assert waits == pytest.approx([0.0, 0.0, 0.1, 0.2])
 
 
@@ -73,9 +73,9 @@ def test_partial_refill():
 def test_late_wakeups_do_not_lower_the_long_run_rate():
     """Slots are absolute: 5 ms of oversleep per request does not add up to 100 x 5 ms."""
     clock = FakeClock(oversleep=0.005)
-    rl, _ = limiter({"RegisterCertificate": 10}, clock=clock)
+    rl, _clock = limiter({"RegisterCertificate": 10}, clock=clock)
     start = clock.now
-    for _ in range(101):
+    for _i in range(101):
         rl.acquire("RegisterCertificate")
     assert clock.now - start == pytest.approx(10.0, abs=0.02)
 
@@ -85,7 +85,7 @@ def test_operations_are_independent_and_unlisted_ones_not_paced():
     assert rl.reserve("CreateThing") == 0.0
     assert rl.reserve("AttachPolicy") == 0.0
     assert rl.reserve("CreateThing") == pytest.approx(1.0)
-    assert all(rl.reserve("ListThings") == 0.0 for _ in range(100))
+    assert all(rl.reserve("ListThings") == 0.0 for _i in range(100))
     assert "ListThings" not in rl.stats()
 
 
@@ -101,7 +101,7 @@ def test_zero_rate_lifts_the_limit_and_bad_values_are_refused():
 
 def test_stats_count_requests_and_waits():
     rl, _clock = limiter({"CreateThing": 10})
-    for _ in range(3):
+    for _i in range(3):
         rl.acquire("CreateThing")
     assert rl.stats() == {"CreateThing": {"requests": 3, "waited": pytest.approx(0.2)}}  # 0 + 0.1 + 0.1
 
@@ -118,12 +118,12 @@ def test_threads_share_one_schedule_fake_clock():
     lock = threading.Lock()
 
     def work():
-        for _ in range(25):
+        for _i in range(25):
             w = rl.reserve("CreateThing")
             with lock:
                 waits.append(w)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
+    threads = [threading.Thread(target=work) for _i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -139,12 +139,12 @@ def test_threads_real_time_never_exceed_the_cap():
     lock = threading.Lock()
 
     def work():
-        for _ in range(total // 8):
+        for _i in range(total // 8):
             rl.acquire("CreateThing")
             with lock:
                 sent.append(time.monotonic())
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
+    threads = [threading.Thread(target=work) for _i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -161,13 +161,13 @@ def test_attached_to_boto3_every_attempt_is_paced_once(boto3_iot):
     rl, _clock = limiter({"DescribeThing": 10})
     client = IoTClient(boto3_iot, limiter=rl, retry=retry_decorator(retries=0, delay=0.01))
     rl.attach(boto3_iot)
-    for _ in range(3):
+    for _i in range(3):
         assert client.get("describe_thing", thingName="absent") is None
     assert rl.stats() == {"DescribeThing": {"requests": 3, "waited": pytest.approx(0.2)}}  # 0 + 0.1 + 0.1
 
 
 def _throttle(stubber, operation, times):
-    for _ in range(times):
+    for _i in range(times):
         stubber.add_client_error(operation, service_error_code="ThrottlingException", service_message="Rate exceeded",
                                  http_status_code=400)
 

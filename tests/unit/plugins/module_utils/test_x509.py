@@ -215,7 +215,7 @@ def test_issue_certificate(request, ca_fixture, device_kind):
 
 def test_issue_certificate_serials_are_random(ca):
     pub = _x509.generate_private_key().public_key()
-    serials = {_x509.issue_certificate(ca[0], ca[1], "pi", pub).serial_number for _ in range(5)}
+    serials = {_x509.issue_certificate(ca[0], ca[1], "pi", pub).serial_number for _i in range(5)}
     assert len(serials) == 5
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write a small test PKI into DIR and print the certificate ids as JSON.
 
 Shared by the iot_ca_certificate, iot_certificate and iot_certificate_info targets. Uses the
