@@ -12,7 +12,8 @@ set -euo pipefail
 
 # Installed WITH recommends, as measured: podman then gets netavark (network backend), buildah,
 # fuse-overlayfs, slirp4netns; iptables is listed because netavark's port forwarding needs it.
-PACKAGES=(podman runc catatonit iptables qemu-user-static binfmt-support debootstrap mosquitto mosquitto-clients)
+# python3-paho-mqtt: the host-side test of the device client with Debian's paho 1.6, as on a Pi.
+PACKAGES=(podman runc catatonit iptables qemu-user-static binfmt-support debootstrap mosquitto mosquitto-clients python3-paho-mqtt)
 CONTAINERS_CONF=/etc/containers/containers.conf
 BINFMT_DIR=/proc/sys/fs/binfmt_misc
 QEMU_ARM_INTERP=/usr/libexec/qemu-binfmt/arm-binfmt-P
