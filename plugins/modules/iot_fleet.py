@@ -125,6 +125,8 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+requirements:
+  - cryptography (on the controller)
 notes:
   - Old certificates of a device whose certificate was replaced stay registered; revoke them with
     M(iotfleet.aws.iot_certificate).
@@ -213,6 +215,8 @@ rate_limits:
   type: dict
 """
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import DEFAULT_RATE_LIMITS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
@@ -221,6 +225,8 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import load_fleet_ca
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
 from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
+from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import CRYPTOGRAPHY_IMPORT_ERROR
+from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import HAS_CRYPTOGRAPHY
 
 
 def merged_rate_limits(overrides):
@@ -296,6 +302,8 @@ def main():
         rate_limits=dict(type="dict", default={}),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     module.run(run, module)
 
 
