@@ -30,12 +30,17 @@ lab-down:
 	@if [ -x $(PY) ]; then $(PY) lab/lab.py down --dir $(LAB_DIR); else echo "no venv: nothing to take down"; fi
 
 # The user's command, as the README gives it, from the lab's directory (pis.ini is there).
+# The AWS endpoint and credentials come from `lab.py env` (the environment, as for any AWS tool);
+# the only lab variable in the lab dir is the root CA the Pis trust (group_vars/all/lab.yml).
+# DEMO_VARS='k=v ...' passes extra variables to both runs (e.g. DEMO_VARS='iotfleet_key_mode=device').
+LAB_ENV = eval "$$($(PY) lab/lab.py env --dir $(LAB_DIR))"
+DEMO_EXTRA = $(if $(DEMO_VARS),-e '$(DEMO_VARS)')
 demo: lab-up
 	@printf -- '---\n- name: Provision the fleet\n  ansible.builtin.import_playbook: iotfleet.aws.provision\n' > $(LAB_DIR)/provision.yml
 	@echo "== first run: ansible-playbook provision.yml -i pis.ini (in $(LAB_DIR))"
-	cd $(LAB_DIR) && ANSIBLE_CONFIG=$(LAB_DIR)/ansible.cfg ansible-playbook provision.yml -i pis.ini
+	$(LAB_ENV) && cd $(LAB_DIR) && ANSIBLE_CONFIG=$(LAB_DIR)/ansible.cfg ansible-playbook provision.yml -i pis.ini $(DEMO_EXTRA)
 	@echo "== second run: nothing may change (changed=0)"
-	cd $(LAB_DIR) && ANSIBLE_CONFIG=$(LAB_DIR)/ansible.cfg ansible-playbook provision.yml -i pis.ini | tee $(LAB_DIR)/second-run.log
+	set -o pipefail; $(LAB_ENV) && cd $(LAB_DIR) && ANSIBLE_CONFIG=$(LAB_DIR)/ansible.cfg ansible-playbook provision.yml -i pis.ini $(DEMO_EXTRA) | tee $(LAB_DIR)/second-run.log
 	@! grep -E 'changed=[1-9]' $(LAB_DIR)/second-run.log
 	@echo "== demo done; 'make lab-down' removes the lab"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lab/host-setup.sh — idempotent host preparation for the iotfleet.aws lab.
 #
-# Installs podman, qemu-user-static, debootstrap and mosquitto (when missing),
+# Installs podman, qemu-user-static, debootstrap, mosquitto and the stand-in's build deps (when missing),
 # writes /etc/containers/containers.conf (runc, cgroupfs, file events logger,
 # default_ulimits), mounts binfmt_misc and registers qemu-arm with flags CPF
 # (the C flag makes setuid binaries such as sudo work inside armel containers).
@@ -13,7 +13,10 @@ set -euo pipefail
 # Installed WITH recommends, as measured: podman then gets netavark (network backend), buildah,
 # fuse-overlayfs, slirp4netns; iptables is listed because netavark's port forwarding needs it.
 # python3-paho-mqtt: the host-side test of the device client with Debian's paho 1.6, as on a Pi.
-PACKAGES=(podman runc catatonit iptables qemu-user-static binfmt-support debootstrap mosquitto mosquitto-clients python3-paho-mqtt)
+# gcc, mosquitto-dev, libmosquitto-dev, libssl-dev, openssl: the AWS IoT Core stand-in builds its broker plugin
+# (lab/iotcore/plugin) at start and keeps its registered CAs in an OpenSSL hash directory.
+PACKAGES=(podman runc catatonit iptables qemu-user-static binfmt-support debootstrap mosquitto mosquitto-clients python3-paho-mqtt
+          gcc libc6-dev mosquitto-dev libmosquitto-dev libssl-dev openssl)
 CONTAINERS_CONF=/etc/containers/containers.conf
 BINFMT_DIR=/proc/sys/fs/binfmt_misc
 QEMU_ARM_INTERP=/usr/libexec/qemu-binfmt/arm-binfmt-P

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""The iotfleet.aws lab: emulated Pi Zeros, an MQTT broker with mutual TLS, and moto.
+"""The iotfleet.aws lab: emulated Pi Zeros and the AWS IoT Core stand-in (lab/iotcore).
 
     lab/lab.py up     [--pis N] [--dir STATEDIR] [--image IMAGE] [--timeout S]
     lab/lab.py down   [--dir STATEDIR]
     lab/lab.py status [--dir STATEDIR]
-    lab/lab.py check  [--dir STATEDIR]     # self-test: SSH/armv6l, moto, mosquitto mTLS
+    lab/lab.py check  [--dir STATEDIR]     # self-test: SSH/armv6l, endpoint, broker refusals
+    lab/lab.py env    [--dir STATEDIR]     # export lines: AWS endpoint/credentials, MQTT, root CA
 
 Default STATEDIR is <repo>/.lab. Several labs may run at once in different state dirs:
-container names carry a per-lab random prefix and every port is a free loopback port.
+container names and the podman network carry a per-lab random prefix, every host-side port is a
+free loopback port, and each lab's broker listens on port 8883 of its own network's gateway.
 Run as root with the repo venv (.venv/bin/python); needs lab/host-setup.sh and lab/image.sh
 (`up` builds the image through lab/image.sh when it is missing).
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import fcntl
-import ipaddress
 import json
 import os
 import secrets
@@ -35,10 +36,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
 except ImportError:  # re-exec with the repo venv when started with a bare python3
     venv_py = REPO / ".venv" / "bin" / "python"
     if venv_py.exists() and Path(sys.executable).resolve() != venv_py.resolve() \
@@ -47,9 +46,12 @@ except ImportError:  # re-exec with the repo venv when started with a bare pytho
         os.execv(str(venv_py), [str(venv_py), __file__, *sys.argv[1:]])
     sys.exit("lab.py: the 'cryptography' package is missing: run with <repo>/.venv/bin/python")
 
+sys.path.insert(0, str(HERE / "iotcore"))
+import pki  # noqa: E402  (lab/iotcore/pki.py: the lab root and the broker's certificate)
+
 DEFAULT_IMAGE = os.environ.get("LAB_IMAGE", "localhost/iotfleet-pizero:bookworm")
-BRIDGE_IP = "10.88.0.1"          # podman's default bridge (podman0), host side
 LOOPBACK = "127.0.0.1"
+MQTT_PORT = 8883                 # AWS IoT's MQTT/TLS port: the devices' default, unchanged in the lab
 LABEL = "io.iotfleet.lab"        # container label: value = the lab's prefix
 STATE_MARKER = "iotfleet-lab"    # lab.json "kind"
 PORT_LOCK = "/var/lock/iotfleet-lab-ports.lock"
@@ -178,65 +180,6 @@ def write_text(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
-# ----------------------------------------------------------------------------- X.509
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "iotfleet lab"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _key_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def make_ca(cn: str, key=None, days: int = 3650):
-    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(_name(cn)).issuer_name(_name(cn))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
-    return cert, key
-
-
-def issue(ca_cert, ca_key, cn: str, server: bool, sans: list | None = None, days: int = 825):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    b = (x509.CertificateBuilder()
-         .subject_name(_name(cn)).issuer_name(ca_cert.subject)
-         .public_key(key.public_key())
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(now - dt.timedelta(minutes=5))
-         .not_valid_after(now + dt.timedelta(days=days))
-         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
-                                               else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                        critical=False))
-    if sans:
-        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return b.sign(ca_key, hashes.SHA256()), key
-
-
-def pem(cert) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def load_ca(cert_path: Path, key_path: Path):
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    return cert, key
-
-
 # ----------------------------------------------------------------------------- the lab
 class Lab:
     def __init__(self, state_dir: Path):
@@ -256,13 +199,14 @@ class Lab:
     @property
     def lab_root_key(self) -> Path: return self.dir / "lab-root" / "lab-root.key"
     @property
-    def fleet_ca_pem(self) -> Path: return self.dir / "fleet-ca" / "fleet-ca.pem"
+    def core_dir(self) -> Path: return self.dir / "iotcore"
     @property
-    def fleet_ca_key(self) -> Path: return self.dir / "fleet-ca" / "fleet-ca.key"
+    def aws_dir(self) -> Path: return self.dir / "aws"
+
     @property
-    def mosq_dir(self) -> Path: return self.dir / "mosquitto"
-    @property
-    def moto_dir(self) -> Path: return self.dir / "moto"
+    def endpoint(self) -> str:
+        """The ATS data endpoint the stand-in's describe_endpoint returns (stable per lab)."""
+        return f"{self.state['endpoint_prefix']}-ats.iot.{AWS_REGION}.amazonaws.com"
 
     def save(self) -> None:
         write_text(self.json_path, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
@@ -291,10 +235,9 @@ class Lab:
         pis = self.state.get("pis", [])
         return {
             "pis": {pi["name"]: cs.get(pi["container"], "missing") for pi in pis},
-            "mosquitto": proc_is(self.state.get("mosquitto")) and
-            port_open(LOOPBACK, self.state["mosquitto"]["host_port"]),
-            "moto": proc_is(self.state.get("moto")) and
-            port_open(LOOPBACK, self.state["moto"]["port"]),
+            "iotcore": proc_is(self.state.get("iotcore")) and
+            port_open(LOOPBACK, self.state["iotcore"]["api_port"]) and
+            port_open(LOOPBACK, self.state["iotcore"]["mqtt_host_port"]),
         }
 
     def is_up(self) -> bool:
@@ -302,7 +245,7 @@ class Lab:
             return False
         h = self.health()
         return bool(h["pis"]) and all(s == "running" for s in h["pis"].values()) \
-            and h["mosquitto"] and h["moto"]
+            and h["iotcore"]
 
     # ------------------------------------------------------------------ up
     def up(self, n: int, image: str, timeout: float) -> None:
@@ -315,6 +258,7 @@ class Lab:
             os.chmod(self.dir, 0o755)
             self.state = {"kind": STATE_MARKER, "version": 1, "dir": str(self.dir),
                           "prefix": f"iotfleet-lab-{secrets.token_hex(3)}",
+                          "endpoint_prefix": "a" + secrets.token_hex(7),
                           "image": image, "complete": False,
                           "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
             self.save()   # marker first: `down` can clean up whatever a failed `up` left
@@ -342,9 +286,9 @@ class Lab:
     def _up(self, n: int, image: str, timeout: float) -> None:
         self._ensure_image(image)
         self._ensure_keys_and_certs()
+        self._ensure_network()
         self._ensure_pis(n, image)
-        self._ensure_mosquitto(timeout)
-        self._ensure_moto(timeout)
+        self._ensure_iotcore(timeout)
         self._wait_pis(timeout)
         self._write_inventory()
         self.state["complete"] = True
@@ -374,42 +318,47 @@ class Lab:
             write_text(self.ssh_key.with_suffix(".pub"), pub.decode() + " iotfleet-lab\n")
             os.chmod(self.ssh_key.parent, 0o700)
         # lab root CA: issues the broker's server certificate (devices trust it instead of
-        # Amazon Root CA 1)
+        # Amazon Root CA 1). The fleet CA is the collection's: its `ca` role makes it.
         if not (self.lab_root_pem.exists() and self.lab_root_key.exists()):
-            cert, key = make_ca(f"iotfleet lab root CA {self.state['prefix']}",
-                                key=ec.generate_private_key(ec.SECP256R1()))
-            write_private(self.lab_root_key, _key_pem(key))
-            write_text(self.lab_root_pem, pem(cert).decode())
-        # fleet CA: handed to the collection's `ca` role as an existing CA; the broker's cafile
-        if not (self.fleet_ca_pem.exists() and self.fleet_ca_key.exists()):
-            cert, key = make_ca(f"iotfleet lab fleet CA {self.state['prefix']}")
-            write_private(self.fleet_ca_key, _key_pem(key))
-            write_text(self.fleet_ca_pem, pem(cert).decode())
-        os.chmod(self.fleet_ca_key, 0o600)
-        # broker server certificate
-        srv_pem, srv_key = self.mosq_dir / "server.pem", self.mosq_dir / "server.key"
-        if not (srv_pem.exists() and srv_key.exists()):
-            root_cert, root_key = load_ca(self.lab_root_pem, self.lab_root_key)
-            sans = [x509.DNSName("host.containers.internal"), x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address(BRIDGE_IP)),
-                    x509.IPAddress(ipaddress.ip_address(LOOPBACK))]
-            cert, key = issue(root_cert, root_key, "host.containers.internal", server=True, sans=sans)
-            write_private(srv_key, _key_pem(key))
-            write_text(srv_pem, pem(cert).decode())
+            cert, key = pki.make_ca(f"iotfleet lab root CA {self.state['prefix']}")
+            write_private(self.lab_root_key, pki.key_pem(key))
+            write_text(self.lab_root_pem, pki.pem(cert).decode())
         self.state["paths"] = {
             "ssh_private_key": str(self.ssh_key),
             "ssh_public_key": str(self.ssh_key.with_suffix(".pub")),
             "lab_root_ca": str(self.lab_root_pem),
             "lab_root_ca_key": str(self.lab_root_key),
-            "fleet_ca_cert": str(self.fleet_ca_pem),
-            "fleet_ca_key": str(self.fleet_ca_key),
-            "mosquitto_server_cert": str(srv_pem),
-            "mosquitto_server_key": str(srv_key),
+            "server_cert": str(self.core_dir / "server.pem"),
+            "server_key": str(self.core_dir / "server.key"),
             "inventory": str(self.dir / "pis.ini"),
             "group_vars": str(self.dir / "group_vars" / "all" / "lab.yml"),
             "ansible_cfg": str(self.dir / "ansible.cfg"),
+            "aws_config": str(self.aws_dir / "config"),
+            "aws_credentials": str(self.aws_dir / "credentials"),
+            "fleet_ca_cert": str(self.dir / "pki" / "ca" / "fleet-ca.pem"),
         }
         self.save()
+
+    def _ensure_network(self) -> None:
+        """The lab's own podman network: its gateway is where the Pis find the data endpoint."""
+        name = self.state["prefix"]
+        if run(["podman", "network", "exists", name], check=False).returncode != 0:
+            run(["podman", "network", "create", "--label", f"{LABEL}={name}", name])
+        info = json.loads(run(["podman", "network", "inspect", name]).stdout)[0]
+        subnet = (info.get("subnets") or [{}])[0]
+        gateway = subnet.get("gateway")
+        if not gateway:
+            raise LabError(f"podman network {name} has no gateway: {info}")
+        self.state["network"] = {"name": name, "subnet": subnet.get("subnet"), "gateway": gateway}
+        self.save()
+        # the broker's server certificate names the endpoint, the gateway and loopback
+        srv_pem, srv_key = self.core_dir / "server.pem", self.core_dir / "server.key"
+        if not (srv_pem.exists() and srv_key.exists()):
+            root_cert, root_key = pki.load(self.lab_root_pem, self.lab_root_key)
+            cert, key = pki.issue_server(root_cert, root_key, [self.endpoint, gateway, LOOPBACK, "localhost"])
+            write_private(srv_key, pki.key_pem(key))
+            write_text(srv_pem, pki.pem(cert).decode())
+        say(f"network {name}: {subnet.get('subnet')}, gateway {gateway}; endpoint {self.endpoint}")
 
     def _ensure_pis(self, n: int, image: str) -> None:
         prefix = self.state["prefix"]
@@ -434,6 +383,8 @@ class Lab:
                     r = run(["podman", "run", "-d", "--init", "--pull=never",
                              "--name", pi["container"], "--hostname", pi["name"],
                              "--label", f"{LABEL}={prefix}", "--label", f"{LABEL}.dir={self.dir}",
+                             "--network", self.state["network"]["name"],
+                             "--add-host", f"{self.endpoint}:{self.state['network']['gateway']}",
                              "-e", "QEMU_CPU=arm1176", "-e", f"LAB_AUTHORIZED_KEY={pubkey}",
                              "-p", f"{LOOPBACK}:{port}:22", image], check=False)
                 if r.returncode == 0:
@@ -479,71 +430,39 @@ class Lab:
             return rec
         raise LabError(last)
 
-    def _ensure_mosquitto(self, timeout: float) -> None:
-        d = self.mosq_dir
+    def _ensure_iotcore(self, timeout: float) -> None:
+        """The AWS IoT Core stand-in (lab/iotcore/server.py): control plane on a loopback port,
+        MQTT/TLS on the network's gateway port 8883 (the Pis) and on a loopback port (the host)."""
+        d = self.core_dir
         d.mkdir(parents=True, exist_ok=True)
-        # the bridge address exists only while a container runs: we start after the Pis
-        wait_for(f"the podman bridge address {BRIDGE_IP}",
-                 lambda: port_free(BRIDGE_IP, 0), 30)
+        gateway = self.state["network"]["gateway"]
+        # the gateway address exists only while a container of the network runs: we start after the Pis
+        wait_for(f"the lab network's gateway {gateway}", lambda: port_free(gateway, 0), 30)
 
         def ports_for(rec):
-            if rec and port_free(LOOPBACK, rec["host_port"]) and port_free(BRIDGE_IP, rec["bridge_port"]):
-                return {"host_port": rec["host_port"], "bridge_port": rec["bridge_port"]}
-            port = free_port(LOOPBACK, BRIDGE_IP)
-            return {"host_port": port, "bridge_port": port}
+            if rec and port_free(LOOPBACK, rec["api_port"]) and port_free(LOOPBACK, rec["mqtt_host_port"]):
+                return {"api_port": rec["api_port"], "mqtt_host_port": rec["mqtt_host_port"]}
+            api = free_port(LOOPBACK)
+            return {"api_port": api, "mqtt_host_port": free_port(LOOPBACK, exclude={api})}
 
         def cmd_for(ports):
-            tls = (f"cafile {self.fleet_ca_pem}\n"
-                   f"certfile {d / 'server.pem'}\n"
-                   f"keyfile {d / 'server.key'}\n"
-                   "require_certificate true\n"
-                   "use_identity_as_username true\n")
-            conf = ("# iotfleet lab broker: mutual TLS, client certificates must chain to the fleet CA\n"
-                    "user root\n"           # never drop privileges: the key files are 0600 root
-                    "per_listener_settings false\n"
-                    "persistence false\n"
-                    "log_dest stderr\n"
-                    "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-                    "connection_messages true\n"
-                    "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
-                    f"\nlistener {ports['bridge_port']} {BRIDGE_IP}\n{tls}"
-                    f"\nlistener {ports['host_port']} {LOOPBACK}\n{tls}")
-            write_text(d / "mosquitto.conf", conf)
-            return ["mosquitto", "-c", str(d / "mosquitto.conf")]
+            (d / "ready.json").unlink(missing_ok=True)
+            return [sys.executable, str(HERE / "iotcore" / "server.py"), "--state", str(d),
+                    "--api", f"{LOOPBACK}:{ports['api_port']}",
+                    "--mqtt", f"{gateway}:{MQTT_PORT}", "--mqtt", f"{LOOPBACK}:{ports['mqtt_host_port']}",
+                    "--endpoint-prefix", self.state["endpoint_prefix"], "--region", AWS_REGION,
+                    "--server-cert", str(d / "server.pem"), "--server-key", str(d / "server.key")]
 
         def ready(ports):
-            return port_open(LOOPBACK, ports["host_port"]) and port_open(BRIDGE_IP, ports["bridge_port"])
+            return (d / "ready.json").exists() and port_open(gateway, MQTT_PORT)
 
-        rec = self._start_process("mosquitto", cmd_for, ports_for, ready, d / "mosquitto.log",
-                                  min(timeout, 30), d)
-        say(f"mosquitto (pid {rec['pid']}): mTLS on {BRIDGE_IP}:{rec['bridge_port']} "
-            f"and {LOOPBACK}:{rec['host_port']}")
-
-    def _ensure_moto(self, timeout: float) -> None:
-        d = self.moto_dir
-        d.mkdir(parents=True, exist_ok=True)
-        # the repo's launcher switches on moto's iot.use_valid_cert (certificate ids = SHA-256
-        # of the DER, as AWS computes them); plain moto_server otherwise
-        launcher = REPO / "scripts" / "moto_server.py"
-        exe = Path(sys.executable).parent / "moto_server"
-        base = [sys.executable, str(launcher)] if launcher.exists() else \
-            [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
-
-        def ports_for(rec):
-            if rec and port_free(LOOPBACK, rec["port"]):
-                return {"port": rec["port"]}
-            return {"port": free_port(LOOPBACK)}
-
-        def cmd_for(ports):
-            return [*base, "-H", LOOPBACK, "-p", str(ports["port"])]
-
-        def ready(ports):
-            return port_open(LOOPBACK, ports["port"])
-
-        rec = self._start_process("moto", cmd_for, ports_for, ready, d / "moto.log", min(timeout, 60), d)
-        rec["endpoint_url"] = f"http://{LOOPBACK}:{rec['port']}"
+        rec = self._start_process("iotcore", cmd_for, ports_for, ready, d / "iotcore.log", min(timeout, 60), d)
+        rec["endpoint_url"] = f"http://{LOOPBACK}:{rec['api_port']}"
+        mosq = json.loads((d / "ready.json").read_text())["mosquitto_pid"]
+        rec["mosquitto"] = {"pid": mosq, "starttime": proc_starttime(mosq)}
         self.save()
-        say(f"moto (pid {rec['pid']}): {rec['endpoint_url']}")
+        say(f"AWS IoT Core stand-in (pid {rec['pid']}): API {rec['endpoint_url']}, MQTT {self.endpoint} = "
+            f"{gateway}:{MQTT_PORT} (Pis), {LOOPBACK}:{rec['mqtt_host_port']} (host)")
 
     def _wait_pis(self, timeout: float) -> None:
         errors: dict[str, str] = {}
@@ -580,7 +499,7 @@ class Lab:
     def _write_inventory(self) -> None:
         s = self.state
         lines = ["# Written by lab/lab.py up: the lab's emulated Pi Zeros, as a user writes an inventory",
-                 "# of real Pis. Lab endpoints are in group_vars/all/lab.yml next to this file.",
+                 "# of real Pis: hosts and SSH settings only.",
                  "[pis]"]
         lines += [f"{pi['name']} ansible_host={LOOPBACK} ansible_port={pi['port']}" for pi in s["pis"]]
         lines += ["", "[pis:vars]", "ansible_user=pi",
@@ -589,25 +508,19 @@ class Lab:
                   "ansible_python_interpreter=/usr/bin/python3", ""]
         write_text(self.dir / "pis.ini", "\n".join(lines))
 
-        m, moto = s["mosquitto"], s["moto"]
-        gv = f"""# Written by lab/lab.py up: the lab's stand-ins for AWS (moto, Mosquitto with mTLS).
-# Ansible loads this file for every inventory in {self.dir}.
-iotfleet_aws_endpoint_url: {moto['endpoint_url']}
-iotfleet_aws_region: {AWS_REGION}
-iotfleet_aws_access_key: testing
-iotfleet_aws_secret_key: testing
-
-# the fleet CA exists already (made by the lab); the broker accepts only certificates it issued
-ca_certificate_path: {self.fleet_ca_pem}
-ca_private_key_path: {self.fleet_ca_key}
-ca_create: false
-
-# the data endpoint as the Pis reach it (the podman bridge), and the root they must trust
-device_mqtt_host: {BRIDGE_IP}
-device_mqtt_port: {m['bridge_port']}
+        # The one lab-only variable: the root the Pis trust for the endpoint's server certificate
+        # (on AWS: Amazon Root CA 1, the role's default). AWS endpoint and credentials come from the
+        # environment or this lab's AWS config files (`lab.py env`), as for any amazon.aws module.
+        gv = f"""# Written by lab/lab.py up. The lab's endpoint certificate comes from the lab root, not Amazon's.
 device_root_ca_path: {self.lab_root_pem}
 """
         write_text(self.dir / "group_vars" / "all" / "lab.yml", gv)
+
+        core = s["iotcore"]
+        write_text(self.aws_dir / "config",
+                   f"[default]\nregion = {AWS_REGION}\nendpoint_url = {core['endpoint_url']}\n")
+        write_private(self.aws_dir / "credentials",
+                      b"[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
 
         cfg = f"""# Written by lab/lab.py up. Use: ANSIBLE_CONFIG={self.dir / 'ansible.cfg'}
 [defaults]
@@ -624,22 +537,37 @@ pipelining = True
 ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=30
 """
         write_text(self.dir / "ansible.cfg", cfg)
-        s["mqtt"] = {"bridge_host": BRIDGE_IP, "bridge_port": m["bridge_port"],
-                     "host": LOOPBACK, "host_port": m["host_port"],
-                     "host_names": ["host.containers.internal", BRIDGE_IP, LOOPBACK, "localhost"]}
-        s["aws"] = {"endpoint_url": moto["endpoint_url"], "region": AWS_REGION,
+        gateway = s["network"]["gateway"]
+        s["mqtt"] = {"endpoint": self.endpoint, "port": MQTT_PORT, "bridge_host": gateway,
+                     "host": LOOPBACK, "host_port": core["mqtt_host_port"]}
+        s["aws"] = {"endpoint_url": core["endpoint_url"], "region": AWS_REGION,
                     "access_key": "testing", "secret_key": "testing"}
         s["ssh"] = {"user": "pi", "host": LOOPBACK, "private_key": str(self.ssh_key)}
+
+    def env(self) -> dict[str, str]:
+        """What any AWS or MQTT tool needs to talk to this lab (printed as export lines)."""
+        s = self.state
+        return {
+            "AWS_ENDPOINT_URL": s["aws"]["endpoint_url"],
+            "AWS_ACCESS_KEY_ID": s["aws"]["access_key"],
+            "AWS_SECRET_ACCESS_KEY": s["aws"]["secret_key"],
+            "AWS_DEFAULT_REGION": s["aws"]["region"],
+            "IOTFLEET_LAB_MQTT_HOST": s["mqtt"]["host"],
+            "IOTFLEET_LAB_MQTT_PORT": str(s["mqtt"]["host_port"]),
+            "IOTFLEET_LAB_ROOT_CA": s["paths"]["lab_root_ca"],
+        }
 
     def print_summary(self) -> None:
         s = self.state
         print(f"\nlab up in {self.dir} (prefix {s['prefix']})")
         for pi in s["pis"]:
             print(f"  {pi['name']:6} {pi['container']}  ssh -i {self.ssh_key} -p {pi['port']} pi@{LOOPBACK}")
-        print(f"  moto       {s['moto']['endpoint_url']}  (pid {s['moto']['pid']})")
-        print(f"  mosquitto  mqtts {BRIDGE_IP}:{s['mosquitto']['bridge_port']} (Pis), "
-              f"{LOOPBACK}:{s['mosquitto']['host_port']} (host)  (pid {s['mosquitto']['pid']})")
-        print(f"  inventory  {self.dir / 'pis.ini'}  (+ group_vars/all/lab.yml)")
+        core = s["iotcore"]
+        print(f"  AWS IoT    {core['endpoint_url']}  (stand-in pid {core['pid']}, broker pid {core['mosquitto']['pid']})")
+        print(f"  MQTT       {self.endpoint}:{MQTT_PORT} (Pis: {s['network']['gateway']}), "
+              f"{LOOPBACK}:{core['mqtt_host_port']} (host)")
+        print(f"  inventory  {self.dir / 'pis.ini'}  (+ group_vars/all/lab.yml: the lab root CA)")
+        print(f"  AWS env    eval \"$({Path(sys.executable)} {HERE / 'lab.py'} env --dir {self.dir})\"")
         print(f"  config     ANSIBLE_CONFIG={self.dir / 'ansible.cfg'}")
         print(f"  state      {self.json_path}")
 
@@ -661,7 +589,7 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=3
             if left:
                 raise LabError(f"could not remove containers: {left}")
             say(f"removed containers: {' '.join(names)}")
-        for key in ("mosquitto", "moto"):
+        for key in ("iotcore", "mosquitto", "moto"):   # mosquitto/moto: labs of before the stand-in
             rec = s.get(key)
             if not rec:
                 continue
@@ -677,11 +605,20 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=3
                     os.kill(pid, signal.SIGKILL)
                     wait_for(f"{key} (pid {pid}) to die", lambda: not proc_is(rec), 5, 0.05, 0.5)
             say(f"stopped {key} (pid {pid})")
+        broker = (s.get("iotcore") or {}).get("mosquitto")
+        if proc_is(broker):   # the stand-in's broker, when the stand-in died without stopping it
+            os.kill(int(broker["pid"]), signal.SIGTERM)
+        net = (s.get("network") or {}).get("name")
+        if net:
+            run(["podman", "network", "rm", "-f", net], check=False)
+            say(f"removed network {net}")
         shutil.rmtree(self.dir)
         say(f"removed {self.dir}")
 
     # ------------------------------------------------------------------ check (self-test)
     def check(self) -> None:
+        """Prove the lab: armv6l Pis; the stand-in's endpoint; its broker refuses an unregistered
+        certificate; a Pi resolves the endpoint and trusts the broker's certificate (TLS, SNI)."""
         if not self.is_up():
             raise LabError(f"lab in {self.dir} is not up: {self.health()}")
         s = self.state
@@ -690,63 +627,29 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=3
             r = run(self.ssh_cmd(pi["port"], "uname -m; sudo -n uname -m; python3 -V"), check=False)
             print(f"  {pi['name']}: {' | '.join(r.stdout.split(chr(10))).strip(' |')}")
             ok &= r.stdout.split()[:2] == ["armv6l", "armv6l"]
-        # moto answers IoT
         import boto3
-        iot = boto3.client("iot", endpoint_url=s["moto"]["endpoint_url"], region_name=AWS_REGION,
+        iot = boto3.client("iot", endpoint_url=s["aws"]["endpoint_url"], region_name=AWS_REGION,
                            aws_access_key_id="testing", aws_secret_access_key="testing")
         ep = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
-        print(f"  moto: describe_endpoint -> {ep}")
-        # mosquitto: fleet-CA client accepted, foreign-CA client refused (host listener)
-        m = s["mosquitto"]
+        print(f"  control plane: describe_endpoint -> {ep}")
+        ok &= ep == self.endpoint
         with tempfile.TemporaryDirectory(prefix="iotfleet-lab-check-") as td:
             t = Path(td)
-            fca, fkey = load_ca(self.fleet_ca_pem, self.fleet_ca_key)
-            good, gk = issue(fca, fkey, "lab-check-good", server=False)
-            rca, rkey = make_ca("rogue CA", key=ec.generate_private_key(ec.SECP256R1()))
-            bad, bk = issue(rca, rkey, "lab-check-rogue", server=False)
-            for nm, c, k in (("good", good, gk), ("bad", bad, bk)):
-                write_text(t / f"{nm}.pem", pem(c).decode())
-                write_private(t / f"{nm}.key", _key_pem(k))
-            base = ["--cafile", str(self.lab_root_pem), "-h", LOOPBACK, "-p", str(m["host_port"])]
-            nonce = secrets.token_hex(8)
-            sub = subprocess.Popen(["mosquitto_sub", *base, "--cert", str(t / "good.pem"),
-                                    "--key", str(t / "good.key"), "-t", "test", "-C", "1", "-W", "15",
-                                    "-i", "lab-check-sub"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            # publish until the subscriber has it (it may not be subscribed yet): bounded
-            def pub_and_seen():
-                run(["mosquitto_pub", *base, "--cert", str(t / "good.pem"), "--key", str(t / "good.key"),
-                     "-t", "test", "-m", nonce, "-i", "lab-check-pub"])
-                try:
-                    out, err = sub.communicate(timeout=0.5)
-                    return out.strip() == nonce or _raise(LabError(f"subscriber said {out!r} {err!r}"))
-                except subprocess.TimeoutExpired:
-                    return False
-            try:
-                wait_for("a fleet-CA client's publish to come back", pub_and_seen, 15)
-                print("  mosquitto: client cert from the fleet CA accepted, publish on `test` came back")
-            finally:
-                if sub.poll() is None:
-                    sub.kill()
-                    sub.wait()
-            r = run(["mosquitto_pub", *base, "--cert", str(t / "bad.pem"), "--key", str(t / "bad.key"),
-                     "-t", "test", "-m", "x", "-i", "lab-check-rogue"], check=False)
-            refused = r.returncode != 0
-            print(f"  mosquitto: client cert from another CA {'refused' if refused else 'ACCEPTED (wrong!)'}"
-                  f": {(r.stderr or r.stdout).strip()[:120]}")
-            ok &= refused
+            rogue, rogue_key = pki.make_ca("lab-check rogue")   # self-signed, registered nowhere
+            write_text(t / "rogue.pem", pki.pem(rogue).decode())
+            write_private(t / "rogue.key", pki.key_pem(rogue_key))
             r = run(["mosquitto_pub", "--cafile", str(self.lab_root_pem), "-h", LOOPBACK, "-p",
-                     str(m["host_port"]), "-t", "test", "-m", "x"], check=False)
-            print(f"  mosquitto: client without cert {'refused' if r.returncode else 'ACCEPTED (wrong!)'}")
+                     str(s["mqtt"]["host_port"]), "--cert", str(t / "rogue.pem"), "--key", str(t / "rogue.key"),
+                     "-t", "test", "-m", "x", "-i", "lab-check"], check=False)
+            print(f"  broker: unregistered certificate {'refused' if r.returncode else 'ACCEPTED (wrong!)'}")
             ok &= r.returncode != 0
-        # a Pi reaches the broker on the bridge and verifies its certificate against the lab root
         pi = s["pis"][0]
-        py = ("import socket,ssl,sys;c=ssl.create_default_context(cafile='/tmp/lab-root.pem');"
-              f"s=c.wrap_socket(socket.create_connection(('{BRIDGE_IP}',{m['bridge_port']}),10),"
-              f"server_hostname='{BRIDGE_IP}');print(s.version(),s.getpeercert()['subject'][-1][0][1])")
+        py = ("import socket,ssl;c=ssl.create_default_context(cafile='/tmp/lab-root.pem');"
+              f"s=c.wrap_socket(socket.create_connection(('{self.endpoint}',{MQTT_PORT}),10),"
+              f"server_hostname='{self.endpoint}');print(s.version(),s.getpeercert()['subject'][-1][0][1])")
         r = run(self.ssh_cmd(pi["port"], f"cat > /tmp/lab-root.pem && python3 -c {shlex.quote(py)}"),
                 check=False, input=self.lab_root_pem.read_text())
-        print(f"  {pi['name']} -> {BRIDGE_IP}:{m['bridge_port']} TLS: {(r.stdout or r.stderr).strip()}")
+        print(f"  {pi['name']} -> {self.endpoint}:{MQTT_PORT} TLS: {(r.stdout or r.stderr).strip()}")
         ok &= r.returncode == 0
         if not ok:
             raise LabError("lab check FAILED")
@@ -761,7 +664,7 @@ def _raise(e: Exception):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("up", "down", "status", "check"):
+    for name in ("up", "down", "status", "check", "env"):
         sp = sub.add_parser(name)
         sp.add_argument("--dir", default=os.environ.get("LAB_DIR", str(REPO / ".lab")),
                         help="lab state dir (default: <repo>/.lab or $LAB_DIR)")
@@ -793,6 +696,11 @@ def main(argv=None) -> int:
             return 0 if lab.is_up() else 3
         elif a.cmd == "check":
             lab.check()
+        elif a.cmd == "env":
+            if not lab.state.get("complete"):
+                raise LabError(f"no complete lab in {lab.dir}: run `lab.py up` first")
+            for k, v in lab.env().items():
+                print(f"export {k}={shlex.quote(v)}")
     except LabError as e:
         print(f"lab.py {a.cmd}: ERROR: {e}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -27,6 +28,12 @@ def _lab(*args):
     return subprocess.run([sys.executable, str(ROOT / "lab" / "lab.py"), *args], check=True, capture_output=True, text=True)
 
 
+def _lab_env(lab_dir):
+    """The lab's AWS endpoint and credentials, as `lab.py env` prints them for a user's shell."""
+    out = _lab("env", "--dir", str(lab_dir)).stdout
+    return dict(shlex.split(line)[1].split("=", 1) for line in out.splitlines() if line.startswith("export "))
+
+
 def _recap(output):
     """{host: {"ok": n, "changed": n, "unreachable": n, "failed": n}} from PLAY RECAP."""
     recap = {}
@@ -37,9 +44,9 @@ def _recap(output):
 
 
 @pytest.fixture
-def lab(tmp_path):
+def lab(tmp_path, request):
     lab_dir = tmp_path / "lab"
-    _lab("up", "--dir", str(lab_dir))
+    _lab("up", "--dir", str(lab_dir), "--pis", str(getattr(request, "param", 3)))
     try:
         (lab_dir / "provision.yml").write_text(PROVISION)
         yield lab_dir, json.loads((lab_dir / "lab.json").read_text())
@@ -47,10 +54,11 @@ def lab(tmp_path):
         _lab("down", "--dir", str(lab_dir))
 
 
-def _provision(lab_dir, tmp_path, name):
+def _provision(lab_dir, tmp_path, name, inventory="pis.ini"):
     runs_file = tmp_path / f"{name}-runs.json"
     env = dict(
         os.environ,
+        **_lab_env(lab_dir),
         ANSIBLE_CONFIG=str(lab_dir / "ansible.cfg"),
         ANSIBLE_HOME=str(tmp_path / "ansible-home"),
         ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "tests" / "molecule" / "callback_plugins"),
@@ -61,7 +69,7 @@ def _provision(lab_dir, tmp_path, name):
     )
     start = time.monotonic()
     proc = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "provision.yml", "-i", "pis.ini"],
+        [os.path.join(BIN, "ansible-playbook"), "provision.yml", "-i", inventory],
         cwd=lab_dir, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )
     elapsed = time.monotonic() - start
@@ -130,3 +138,49 @@ def test_unreachable_pi_then_rerun(lab, tmp_path):
     path = pathlib.Path(os.environ.get("IOTFLEET_DEVICE_REPORT", ROOT / ".cache" / "device-report.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
+
+
+def _readme_block(lang):
+    """The first fenced block of that language in README.md's "Using it on a real fleet"."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Using it on a real fleet"):]
+    return re.search(rf"```{lang}\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.mark.molecule
+@pytest.mark.parametrize("lab", [2], indirect=True)
+def test_readme_real_fleet_example(lab, tmp_path):
+    """Exactly the README's real-fleet provision.yml and pis.ini, with only what reaching the lab's
+    Pis needs (address, port, SSH key) and the lab's environment and root CA added."""
+    lab_dir, info = lab
+    (lab_dir / "provision.yml").write_text(_readme_block("yaml"))
+    ini = _readme_block("ini").splitlines()
+    section, hosts = None, []
+    for line in ini:
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line.strip() and section == "pis":
+            hosts.append(line.split()[0])
+    assert hosts == ["pi-kitchen.lan", "pi-garage.lan"], ini
+    ssh = {h: f"ansible_host=127.0.0.1 ansible_port={pi['port']}" for h, pi in zip(hosts, info["pis"])}
+    lines = [f"{line} {ssh[line.split()[0]]}" if line.split() and line.split()[0] in ssh else line for line in ini]
+    lines += [f"ansible_ssh_private_key_file={info['ssh']['private_key']}",
+              "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'"]
+    (lab_dir / "readme.ini").write_text("\n".join(lines) + "\n")
+
+    proc, _runs, _s = _provision(lab_dir, tmp_path, "readme", inventory="readme.ini")
+    out = proc.stdout
+    assert proc.returncode == 0, out[-8000:]
+    report = _report(out)
+    assert re.search(r"pi-kitchen.lan: thing=pi-kitchen-lan certificate=[0-9a-f]{64} verify=OK", report), out[-4000:]
+    assert re.search(r"pi-garage.lan: thing=garage-01 certificate=[0-9a-f]{64} verify=OK", report), out[-4000:]
+
+    import boto3
+    iot = boto3.client("iot", endpoint_url=info["aws"]["endpoint_url"], region_name=info["aws"]["region"],
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    assert iot.describe_thing(thingName="pi-kitchen-lan")["attributes"] == {"room": "kitchen"}
+    cas = iot.list_ca_certificates()["certificates"]
+    assert len(cas) == 1 and cas[0]["status"] == "ACTIVE", cas   # made and registered by the ca role
+
+    again, _runs, _s = _provision(lab_dir, tmp_path, "readme-again", inventory="readme.ini")
+    assert again.returncode == 0 and all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]

@@ -1,0 +1,1 @@
+"""AWS IoT Core stand-in for the lab."""

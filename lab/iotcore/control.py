@@ -1,0 +1,461 @@
+"""The stand-in's control plane: moto's IoT backend, plus what AWS checks and moto does not.
+
+A WSGI middleware in front of moto's server. Each request is matched to its IoT operation through
+botocore's model (api.py); an operation this module implements is answered here, on moto's own
+backend objects (one registry for both planes), every other one goes to moto unchanged.
+
+What is added or corrected (see ../shared/LAB-FACTS.md, "Does NOT check" and "Differs"):
+- CA registration: the verification certificate's CN must be the account's registration code
+  (stable per account) and it must be signed by the CA key (DEFAULT mode; SNI_ONLY needs none);
+  the CA must be a CA; ARNs are ``cacert/``; certificate mode and auto-registration status are
+  kept and described; ``list_ca_certificates``; a CA is deleted only when INACTIVE.
+- Device certificates: valid PEM, issued (signature checked) by a registered CA that is ACTIVE,
+  within validity; default status INACTIVE; REVOKED is final; ``caCertificateId`` described.
+- ``create_thing`` on an existing name with other settings is a conflict; thing names checked.
+- A stable data endpoint (``describe_endpoint``), the name the lab's devices resolve to the broker.
+- Provisioning templates with versions, and ``register_thing`` (templates.py, also used by JITP).
+- ``set_default_policy_version`` with an unknown version is refused (moto leaves no default).
+Every write bumps ``generation``: the data plane re-reads the registry after a change.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import threading
+from typing import Any, Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from api import ApiError, Router, to_wire  # noqa: E402  (lab/iotcore on sys.path)
+
+DEFAULT_ACCOUNT = "123456789012"
+THING_NAME_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
+CERT_STATUSES = {"ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"}
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def load_pem(pem: str | None, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate((pem or "").encode())
+    except ValueError:
+        raise ApiError("CertificateValidationException", f"The {what} is not a valid PEM certificate") from None
+
+
+def cert_id(cert: x509.Certificate) -> str:
+    """AWS's certificate id: SHA-256 of the DER."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+        return True
+    except (ValueError, TypeError, Exception):  # noqa: BLE001 - InvalidSignature and friends
+        return False
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+class ControlPlane:
+    """moto's IoT backend with AWS's checks. ``lock`` serialises the registry for both planes."""
+
+    def __init__(self, endpoint_prefix: str, seed: str, on_ca_change: Callable[[], None] | None = None):
+        from moto.iot.models import iot_backends
+
+        self.backends = iot_backends
+        self.endpoint_prefix = endpoint_prefix
+        self.seed = seed
+        self.on_ca_change = on_ca_change or (lambda: None)
+        self.lock = threading.RLock()
+        self.generation = 0
+        self.router = Router()
+        self.templates: dict[tuple[str, str], dict[str, dict]] = {}
+        self.ca_extra: dict[str, dict] = {}   # CA id -> mode, auto-registration status, dates
+
+    # ------------------------------------------------------------------ registry access
+    def backend(self, region: str, account: str = DEFAULT_ACCOUNT):
+        return self.backends[account][region]
+
+    def registration_code(self, region: str, account: str = DEFAULT_ACCOUNT) -> str:
+        return hashlib.sha256(f"{self.seed}:{account}:{region}".encode()).hexdigest()
+
+    def endpoint(self, endpoint_type: str, region: str) -> str:
+        names = {
+            "iot:Data": f"{self.endpoint_prefix}.iot.{region}.amazonaws.com",
+            "iot:Data-ATS": f"{self.endpoint_prefix}-ats.iot.{region}.amazonaws.com",
+            "iot:CredentialProvider": f"{self.endpoint_prefix}.credentials.iot.{region}.amazonaws.com",
+            "iot:Jobs": f"{self.endpoint_prefix}.jobs.iot.{region}.amazonaws.com",
+        }
+        if endpoint_type not in names:
+            raise ApiError("InvalidRequestException", f"Endpoint type {endpoint_type} not recognized.")
+        return names[endpoint_type]
+
+    def find_ca(self, backend, cert: x509.Certificate):
+        """The registered CA (moto object) that issued cert, or None."""
+        for ca in backend.ca_certificates.values():
+            ca_cert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+            if ca_cert.subject == cert.issuer and issued_by(cert, ca_cert):
+                return ca
+        return None
+
+    def ca_facts(self, ca) -> dict:
+        return self.ca_extra.setdefault(ca.certificate_id, {
+            "mode": "DEFAULT", "auto": "DISABLE", "created": now(), "modified": now()})
+
+    # ------------------------------------------------------------------ WSGI
+    def wsgi(self, moto_app):
+        def app(environ, start_response):
+            method = environ["REQUEST_METHOD"]
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            op, path_params = self.router.match(method, environ.get("PATH_INFO", ""))
+            handler = getattr(self, "op_" + _snake(op.name), None) if op is not None else None
+            with self.lock:
+                if method != "GET":
+                    self.generation += 1
+                if handler is None:
+                    import io
+                    environ["wsgi.input"] = io.BytesIO(body)
+                    return moto_app(environ, start_response)
+                region = _region(environ)
+                try:
+                    params = Router.parse(op, path_params, environ.get("QUERY_STRING", ""), body)
+                    result = handler(self.backend(region), region, params)
+                    status, payload, headers = "200 OK", to_wire(result or {}), []
+                except ApiError as e:
+                    status = f"{e.status} {e.code}"
+                    payload = {"message": e.message}
+                    headers = [("x-amzn-ErrorType", e.code)]
+                except Exception as e:  # moto's own exceptions carry code and description
+                    code = getattr(e, "error_type", None)
+                    if code is None:
+                        raise
+                    status = f"{getattr(e, 'code', 400)} {code}"
+                    payload = {"message": getattr(e, "message", str(e))}
+                    headers = [("x-amzn-ErrorType", code)]
+            data = json.dumps(payload).encode()
+            start_response(status, [("Content-Type", "application/json"),
+                                    ("Content-Length", str(len(data))), *headers])
+            return [data]
+        return app
+
+    # ------------------------------------------------------------------ endpoint, code
+    def op_describe_endpoint(self, backend, region, p):
+        return {"endpointAddress": self.endpoint(p.get("endpointType") or "iot:Data", region)}
+
+    def op_get_registration_code(self, backend, region, p):
+        return {"registrationCode": self.registration_code(region)}
+
+    # ------------------------------------------------------------------ CA certificates
+    def op_register_ca_certificate(self, backend, region, p):
+        ca = load_pem(p.get("caCertificate"), "CA certificate")
+        if not is_ca(ca):
+            raise ApiError("CertificateValidationException", "The CA certificate is not a CA (basicConstraints CA:TRUE)")
+        mode = p.get("certificateMode") or "DEFAULT"
+        if mode not in ("DEFAULT", "SNI_ONLY"):
+            raise ApiError("InvalidRequestException", f"Unknown certificateMode {mode}")
+        cid = cert_id(ca)
+        if cid in backend.ca_certificates:
+            raise ApiError("ResourceAlreadyExistsException", "The certificate is already provisioned or registered", 409)
+        if mode == "DEFAULT":
+            if not p.get("verificationCertificate"):
+                raise ApiError("InvalidRequestException", "verificationCertificate is required in DEFAULT mode")
+            ver = load_pem(p["verificationCertificate"], "verification certificate")
+            cns = [a.value for a in ver.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+            if cns != [self.registration_code(region)]:
+                raise ApiError("RegistrationCodeValidationException",
+                               "The verification certificate's common name is not this account's registration code")
+            if not issued_by(ver, ca):
+                raise ApiError("CertificateValidationException",
+                               "The verification certificate is not signed by the CA certificate's key")
+        obj = backend.register_ca_certificate(p["caCertificate"], bool(p.get("setAsActive")),
+                                              p.get("registrationConfig") or {})
+        obj.arn = obj.arn.replace(":cert/", ":cacert/")
+        facts = self.ca_facts(obj)
+        facts.update(mode=mode, auto="ENABLE" if p.get("allowAutoRegistration") else "DISABLE")
+        self.on_ca_change()
+        return {"certificateId": obj.certificate_id, "certificateArn": obj.arn}
+
+    def _ca(self, backend, cid):
+        if cid not in backend.ca_certificates:
+            raise ApiError("ResourceNotFoundException", f"The CA certificate {cid} does not exist", 404)
+        return backend.ca_certificates[cid]
+
+    def op_describe_ca_certificate(self, backend, region, p):
+        ca = self._ca(backend, p["certificateId"])
+        facts = self.ca_facts(ca)
+        cert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+        config = {k: v for k, v in (ca.registration_config or {}).items() if v}
+        return {
+            "certificateDescription": {
+                "certificateArn": ca.arn, "certificateId": ca.certificate_id, "status": ca.status,
+                "certificatePem": ca.certificate_pem, "ownedBy": backend.account_id,
+                "creationDate": facts["created"], "lastModifiedDate": facts["modified"],
+                "autoRegistrationStatus": facts["auto"], "certificateMode": facts["mode"],
+                "customerVersion": 1, "generationId": ca.certificate_id[:36],
+                "validity": {"notBefore": cert.not_valid_before_utc, "notAfter": cert.not_valid_after_utc},
+            },
+            "registrationConfig": config,
+        }
+
+    def op_update_ca_certificate(self, backend, region, p):
+        ca = self._ca(backend, p["certificateId"])
+        facts = self.ca_facts(ca)
+        if p.get("newStatus"):
+            if p["newStatus"] not in ("ACTIVE", "INACTIVE"):
+                raise ApiError("InvalidRequestException", f"Invalid CA status {p['newStatus']}")
+            ca.status = p["newStatus"]
+        if p.get("newAutoRegistrationStatus"):
+            facts["auto"] = p["newAutoRegistrationStatus"]
+        if p.get("removeAutoRegistration"):
+            ca.registration_config = {}
+        elif p.get("registrationConfig") is not None:
+            ca.registration_config = p["registrationConfig"]
+        facts["modified"] = now()
+        self.on_ca_change()
+        return {}
+
+    def op_delete_ca_certificate(self, backend, region, p):
+        ca = self._ca(backend, p["certificateId"])
+        if ca.status == "ACTIVE":
+            raise ApiError("CertificateStateException", "The CA certificate must be INACTIVE before it is deleted", 406)
+        del backend.ca_certificates[ca.certificate_id]
+        self.ca_extra.pop(ca.certificate_id, None)
+        self.on_ca_change()
+        return {}
+
+    def op_list_ca_certificates(self, backend, region, p):
+        cas = sorted(backend.ca_certificates.values(), key=lambda c: self.ca_facts(c)["created"],
+                     reverse=not p.get("ascendingOrder", False))
+        return {"certificates": [{"certificateArn": c.arn, "certificateId": c.certificate_id, "status": c.status,
+                                  "creationDate": self.ca_facts(c)["created"]} for c in cas]}
+
+    # ------------------------------------------------------------------ device certificates
+    def check_registration(self, backend, pem: str, ca_pem: str | None, status: str):
+        """AWS's checks of a device certificate registration, without writing: (certificate, CA)."""
+        cert = load_pem(pem, "certificate")
+        if ca_pem:
+            cid = cert_id(load_pem(ca_pem, "CA certificate"))
+            ca = backend.ca_certificates.get(cid)
+            if ca is None:
+                raise ApiError("CertificateValidationException", "The CA certificate is not registered in this account")
+        else:
+            ca = self.find_ca(backend, cert)
+            if ca is None:
+                raise ApiError("CertificateValidationException",
+                               "The certificate's issuer is not a CA registered in this account")
+        if not issued_by(cert, x509.load_pem_x509_certificate(ca.certificate_pem.encode())):
+            raise ApiError("CertificateValidationException", "The certificate is not signed by the CA certificate")
+        if ca.status != "ACTIVE":
+            raise ApiError("CertificateStateException", f"The CA certificate {ca.certificate_id} is {ca.status}", 406)
+        if not cert.not_valid_before_utc <= now() <= cert.not_valid_after_utc:
+            raise ApiError("CertificateValidationException", "The certificate is not within its validity period")
+        if status not in CERT_STATUSES:
+            raise ApiError("InvalidRequestException", f"Invalid certificate status {status}")
+        if cert_id(cert) in backend.certificates:
+            raise ApiError("ResourceAlreadyExistsException", "The certificate is already provisioned or registered", 409)
+        return cert, ca
+
+    def register(self, backend, pem: str, ca_pem: str | None, status: str):
+        """Register a device certificate after AWS's checks; the moto object."""
+        cert, ca = self.check_registration(backend, pem, ca_pem, status)
+        obj = backend.register_certificate(pem, None, False, status)
+        obj.ca_certificate_id = ca.certificate_id
+        obj.validity_not_before, obj.validity_not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+        return obj
+
+    def op_register_certificate(self, backend, region, p):
+        status = "ACTIVE" if p.get("setAsActive") else (p.get("status") or "INACTIVE")
+        obj = self.register(backend, p.get("certificatePem"), p.get("caCertificatePem"), status)
+        return {"certificateId": obj.certificate_id, "certificateArn": obj.arn}
+
+    def _cert(self, backend, cid):
+        if cid not in backend.certificates:
+            raise ApiError("ResourceNotFoundException", f"The certificate {cid} does not exist", 404)
+        return backend.certificates[cid]
+
+    def op_describe_certificate(self, backend, region, p):
+        c = self._cert(backend, p["certificateId"])
+        d = c.to_description_dict()
+        d.update(caCertificateId=c.ca_certificate_id, certificateMode="DEFAULT", customerVersion=1,
+                 generationId=c.certificate_id[:36])
+        return {"certificateDescription": d}
+
+    def op_update_certificate(self, backend, region, p):
+        c = self._cert(backend, p["certificateId"])
+        new = p.get("newStatus")
+        if new not in CERT_STATUSES or new in ("PENDING_TRANSFER", "PENDING_ACTIVATION"):
+            raise ApiError("InvalidRequestException", f"Invalid certificate status {new}")
+        if c.status == "REVOKED" and new != "REVOKED":
+            raise ApiError("CertificateStateException", "The certificate is REVOKED: that status is final", 406)
+        c.status = new
+        c.last_modified_date = now()
+        return {}
+
+    # ------------------------------------------------------------------ things, policies
+    def op_create_thing(self, backend, region, p):
+        name = p.get("thingName") or ""
+        if not THING_NAME_RE.match(name):
+            raise ApiError("InvalidRequestException", f"Thing name {name!r} must match [a-zA-Z0-9:_-]{{1,128}}")
+        existing = next((t for t in backend.things.values() if t.thing_name == name), None)
+        attrs = (p.get("attributePayload") or {}).get("attributes") or {}
+        if existing is not None:
+            same = (existing.attributes == attrs
+                    and (existing.thing_type.thing_type_name if existing.thing_type else None) == p.get("thingTypeName")
+                    and existing.billing_group_name == p.get("billingGroupName"))
+            if not same:
+                raise ApiError("ResourceAlreadyExistsException",
+                               f"Thing {name} already exists in account with different attributes", 409)
+            thing = existing
+        else:
+            thing = backend.create_thing(name, p.get("thingTypeName"), p.get("attributePayload"),
+                                         p.get("billingGroupName"))
+        return {"thingName": thing.thing_name, "thingArn": thing.arn, "thingId": thing.thing_id}
+
+    def op_set_default_policy_version(self, backend, region, p):
+        policy = backend.get_policy(p["policyName"])
+        if p["policyVersionId"] not in [v.version_id for v in policy.versions]:
+            raise ApiError("ResourceNotFoundException", f"Policy version {p['policyVersionId']} not found", 404)
+        backend.set_default_policy_version(p["policyName"], p["policyVersionId"])
+        return {}
+
+    # ------------------------------------------------------------------ provisioning templates
+    def _templates(self, backend) -> dict[str, dict]:
+        return self.templates.setdefault((backend.account_id, backend.region_name), {})
+
+    def _template(self, backend, name):
+        t = self._templates(backend).get(name)
+        if t is None:
+            raise ApiError("ResourceNotFoundException", f"The provisioning template {name} does not exist", 404)
+        return t
+
+    @staticmethod
+    def _check_body(body: str) -> None:
+        try:
+            doc = json.loads(body)
+        except (TypeError, ValueError):
+            raise ApiError("InvalidRequestException", "The template body is not valid JSON") from None
+        if not isinstance(doc, dict) or "Resources" not in doc:
+            raise ApiError("InvalidRequestException", "The template body has no Resources")
+
+    def op_create_provisioning_template(self, backend, region, p):
+        name = p["templateName"]
+        if name in self._templates(backend):
+            raise ApiError("ResourceAlreadyExistsException", f"The provisioning template {name} already exists", 409)
+        self._check_body(p.get("templateBody"))
+        kind = p.get("type") or "FLEET_PROVISIONING"
+        if kind == "JITP" and p.get("preProvisioningHook"):
+            raise ApiError("InvalidRequestException", "A JITP template cannot have a pre-provisioning hook")
+        t = {"templateName": name, "templateArn": f"arn:aws:iot:{region}:{backend.account_id}:provisioningtemplate/{name}",
+             "description": p.get("description") or "", "enabled": bool(p.get("enabled", False)),
+             "provisioningRoleArn": p.get("provisioningRoleArn"), "preProvisioningHook": p.get("preProvisioningHook"),
+             "type": kind, "creationDate": now(), "lastModifiedDate": now(), "next": 2, "defaultVersionId": 1,
+             "versions": {1: {"versionId": 1, "templateBody": p["templateBody"], "creationDate": now()}}}
+        self._templates(backend)[name] = t
+        return {"templateArn": t["templateArn"], "templateName": name, "defaultVersionId": 1}
+
+    def op_describe_provisioning_template(self, backend, region, p):
+        t = self._template(backend, p["templateName"])
+        out = {k: v for k, v in t.items() if k not in ("versions", "next")}
+        out["templateBody"] = t["versions"][t["defaultVersionId"]]["templateBody"]
+        return out
+
+    def op_list_provisioning_templates(self, backend, region, p):
+        keys = ("templateArn", "templateName", "description", "creationDate", "lastModifiedDate", "enabled", "type")
+        return {"templates": [{k: t[k] for k in keys} for t in self._templates(backend).values()]}
+
+    def op_update_provisioning_template(self, backend, region, p):
+        t = self._template(backend, p["templateName"])
+        for key in ("description", "enabled", "provisioningRoleArn", "preProvisioningHook"):
+            if key in p:
+                t[key] = p[key]
+        if p.get("removePreProvisioningHook"):
+            t["preProvisioningHook"] = None
+        if "defaultVersionId" in p:
+            if int(p["defaultVersionId"]) not in t["versions"]:
+                raise ApiError("ResourceNotFoundException", f"Version {p['defaultVersionId']} not found", 404)
+            t["defaultVersionId"] = int(p["defaultVersionId"])
+        t["lastModifiedDate"] = now()
+        return {}
+
+    def op_delete_provisioning_template(self, backend, region, p):
+        self._template(backend, p["templateName"])
+        del self._templates(backend)[p["templateName"]]
+        return {}
+
+    def op_create_provisioning_template_version(self, backend, region, p):
+        t = self._template(backend, p["templateName"])
+        self._check_body(p.get("templateBody"))
+        if len(t["versions"]) >= 5:
+            raise ApiError("VersionsLimitExceededException", "A template has at most 5 versions", 409)
+        vid = t["next"]
+        t["next"] += 1
+        t["versions"][vid] = {"versionId": vid, "templateBody": p["templateBody"], "creationDate": now()}
+        if p.get("setAsDefault"):
+            t["defaultVersionId"] = vid
+        t["lastModifiedDate"] = now()
+        return {"templateArn": t["templateArn"], "templateName": t["templateName"], "versionId": vid,
+                "isDefaultVersion": t["defaultVersionId"] == vid}
+
+    def _version_row(self, t, v, body=False):
+        row = {"versionId": v["versionId"], "creationDate": v["creationDate"],
+               "isDefaultVersion": v["versionId"] == t["defaultVersionId"]}
+        if body:
+            row["templateBody"] = v["templateBody"]
+        return row
+
+    def op_list_provisioning_template_versions(self, backend, region, p):
+        t = self._template(backend, p["templateName"])
+        return {"versions": [self._version_row(t, v) for v in t["versions"].values()]}
+
+    def op_describe_provisioning_template_version(self, backend, region, p):
+        t = self._template(backend, p["templateName"])
+        v = t["versions"].get(int(p["versionId"]))
+        if v is None:
+            raise ApiError("ResourceNotFoundException", f"Version {p['versionId']} not found", 404)
+        return self._version_row(t, v, body=True)
+
+    def op_delete_provisioning_template_version(self, backend, region, p):
+        t = self._template(backend, p["templateName"])
+        vid = int(p["versionId"])
+        if vid not in t["versions"]:
+            raise ApiError("ResourceNotFoundException", f"Version {vid} not found", 404)
+        if vid == t["defaultVersionId"]:
+            raise ApiError("DeleteConflictException", "The default version cannot be deleted", 409)
+        del t["versions"][vid]
+        return {}
+
+    def op_register_thing(self, backend, region, p):
+        import templates
+        arns, pem = templates.apply(self, backend, p.get("templateBody"), p.get("parameters") or {})
+        return {"certificatePem": pem, "resourceArns": arns}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name.replace("CACertificate", "CaCertificate")).lower()
+
+
+def _region(environ) -> str:
+    m = re.search(r"Credential=[^/]+/\d+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return m.group(1) if m else "us-east-1"
+
+
+def template_for_ca(control: ControlPlane, backend, ca) -> dict[str, Any] | None:
+    """The JITP template body of a CA (its registrationConfig: templateBody or templateName)."""
+    config = ca.registration_config or {}
+    body = config.get("templateBody")
+    if not body and config.get("templateName"):
+        t = control._templates(backend).get(config["templateName"])
+        body = t and t["versions"][t["defaultVersionId"]]["templateBody"]
+    return body or None
