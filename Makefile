@@ -1,6 +1,6 @@
 # iotfleet.aws — developer entry points.
 #   make demo   bring up the lab and run the user's command (twice: the second run changes nothing)
-#   make test   every test: unit, integration (moto), sanity, lint, molecule (the lab's ARMv6 Pis)
+#   make test   every test: unit, integration (the IoT Core stand-in), sanity, lint, molecule (the lab's ARMv6 Pis)
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
@@ -57,14 +57,22 @@ sanity: venv
 	scripts/sanity.sh
 
 lint: venv
-	$(BIN)/ansible-lint
+	ANSIBLE_HOME=$(CURDIR)/.cache/lint-home $(BIN)/ansible-lint
 
 molecule: venv lab-image
 	$(PY) -m pytest -q -m molecule tests/molecule
 
-# Fleet-scale benchmark (issue 5): table + PASS/FAIL per target. BENCH_ARGS=--quick for a ~1 min smoke run.
+# Benchmarks, each a table + PASS/FAIL per target: fleet_bench.py (registry step, issue 5), then
+# iotcore_bench.py (the IoT Core stand-in's data plane, issue 8; needs `make host`). Both always run;
+# make fails if either does. BENCH_ARGS goes to both (--quick: smoke run of both, ~1.5 min);
+# IOTCORE_BENCH_ARGS to iotcore_bench.py only (e.g. --devices 2000).
 bench: venv
-	$(PY) benchmarks/fleet_bench.py $(BENCH_ARGS)
+	@rc=0; \
+	echo "$(PY) benchmarks/fleet_bench.py $(BENCH_ARGS)"; \
+	$(PY) benchmarks/fleet_bench.py $(BENCH_ARGS) || rc=1; \
+	echo "$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS)"; \
+	$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS) || rc=1; \
+	exit $$rc
 
 clean:
 	rm -rf .cache tests/output

@@ -1,5 +1,7 @@
 # -*- coding: utf-8 -*-
-"""Shared pytest fixtures: a real moto server over HTTP on a free loopback port.
+"""Shared pytest fixtures: a real AWS IoT API server over HTTP on a free loopback port: the lab's
+AWS IoT Core stand-in, control plane only (moto's IoT backend plus the checks AWS makes and moto
+skips, lab/iotcore/control.py), so module tests are refused what AWS refuses.
 
 Each pytest process (each xdist worker) starts its own server, so tests stay parallel-safe.
 Only the process this fixture started is ever stopped.
@@ -16,8 +18,7 @@ import urllib.request
 import pytest
 
 REGION = "us-east-1"
-# moto with certificate ids computed as AWS does (SHA-256 of the DER): see the launcher
-MOTO_LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "moto_server.py")
+STAND_IN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lab", "iotcore", "server.py")
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -51,7 +52,7 @@ class MotoServer:
             self.port = free_port()
             with open(self.log, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [sys.executable, MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", str(self.port)],
+                    [sys.executable, STAND_IN, "--state", os.path.dirname(self.log), "--api", f"127.0.0.1:{self.port}"],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )

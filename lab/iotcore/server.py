@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The AWS IoT Core stand-in: one registry, two planes, one process tree.
 
-    server.py --state DIR --api HOST:PORT --mqtt HOST:PORT [--mqtt HOST:PORT ...]
-              --endpoint-prefix PREFIX --server-cert PEM --server-key PEM [--region us-east-1]
+    server.py --state DIR --api HOST:PORT [--mqtt HOST:PORT ...]
+              --endpoint-prefix PREFIX [--server-cert PEM --server-key PEM] [--region us-east-1]
+
+Without --mqtt it is the control plane alone (the module tests' AWS API server).
 
 - control plane: moto's IoT backend with AWS's checks (control.py) over HTTP on --api;
 - data plane: Mosquitto 2 (MQTT 3.1.1 and 5, TLS >= 1.2, client certificates required) on every
@@ -167,14 +169,17 @@ class StandIn:
         self.write_cas()
         self.start_api()
         wait_port(*hostport(self.a.api), timeout=30)
-        self.start_broker()
+        if self.a.mqtt:
+            self.start_broker()
         ready = {"pid": os.getpid(), "api": f"http://{self.a.api}", "mqtt": self.a.mqtt,
                  "endpoint": self.control.endpoint("iot:Data-ATS", self.a.region),
-                 "mosquitto_pid": self.mosquitto.pid, "region": self.a.region}
+                 "mosquitto_pid": self.mosquitto.pid if self.mosquitto else None, "region": self.a.region}
         tmp = self.state / "ready.json.tmp"
         tmp.write_text(json.dumps(ready, indent=2))
         tmp.replace(self.state / "ready.json")
         log.info("ready: %s", ready)
+        if self.mosquitto is None:
+            signal.pause()
         while self.mosquitto.poll() is None:
             time.sleep(0.5)
         log.error("mosquitto exited with %s: see %s", self.mosquitto.returncode, self.state / "mosquitto.log")
@@ -185,13 +190,16 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--state", required=True)
     ap.add_argument("--api", required=True, help="HOST:PORT of the control plane (HTTP)")
-    ap.add_argument("--mqtt", action="append", required=True, help="HOST:PORT of an MQTT/TLS listener")
-    ap.add_argument("--endpoint-prefix", required=True, help="the ATS endpoint is <prefix>-ats.iot.<region>.amazonaws.com")
-    ap.add_argument("--server-cert", required=True)
-    ap.add_argument("--server-key", required=True)
+    ap.add_argument("--mqtt", action="append", default=[], help="HOST:PORT of an MQTT/TLS listener")
+    ap.add_argument("--endpoint-prefix", default="a1b2c3d4e5f6g7",
+                    help="the ATS endpoint is <prefix>-ats.iot.<region>.amazonaws.com")
+    ap.add_argument("--server-cert")
+    ap.add_argument("--server-key")
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--seed", default=None, help="seed of the registration code (random)")
     a = ap.parse_args(argv)
+    if a.mqtt and not (a.server_cert and a.server_key):
+        ap.error("--mqtt needs --server-cert and --server-key")
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     StandIn(a).run()

@@ -38,8 +38,10 @@ def rec(iot_client):
 
 @pytest.fixture
 def registered_ca(ca, boto3_iot):
+    code = boto3_iot.get_registration_code()["registrationCode"]
+    verification = _x509.verification_certificate(ca[0], ca[1], code)
     boto3_iot.register_ca_certificate(caCertificate=_x509.certificate_pem(ca[0]), setAsActive=True,
-                                      verificationCertificate="(moto does not check)")
+                                      verificationCertificate=_x509.certificate_pem(verification))
     return ca
 
 
