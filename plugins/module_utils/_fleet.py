@@ -134,10 +134,23 @@ def device_dir(pki_dir, thing_name):
     return os.path.join(pki_dir, "devices", thing_name)
 
 
+def _makedirs_private(directory):
+    """Make ``directory`` and its missing parents 0700 (whatever the umask): which devices exist is
+    private too. Existing directories keep the mode their owner gave them."""
+    parent = os.path.dirname(directory)
+    if parent and parent != directory and not os.path.isdir(parent):
+        _makedirs_private(parent)
+    try:
+        os.mkdir(directory, 0o700)
+        os.chmod(directory, 0o700)
+    except FileExistsError:
+        pass
+
+
 def _write_private(path, data, mode):
     """Write ``data`` atomically with ``mode`` (the file never exists with wider rights)."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    _makedirs_private(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         os.fchmod(fd, mode)

@@ -54,7 +54,7 @@ def lab(tmp_path, request):
         _lab("down", "--dir", str(lab_dir))
 
 
-def _provision(lab_dir, tmp_path, name, inventory="pis.ini"):
+def _provision(lab_dir, tmp_path, name, inventory="pis.ini", *extra):
     runs_file = tmp_path / f"{name}-runs.json"
     env = dict(
         os.environ,
@@ -69,7 +69,7 @@ def _provision(lab_dir, tmp_path, name, inventory="pis.ini"):
     )
     start = time.monotonic()
     proc = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "provision.yml", "-i", inventory],
+        [os.path.join(BIN, "ansible-playbook"), "provision.yml", "-i", inventory, *extra],
         cwd=lab_dir, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )
     elapsed = time.monotonic() - start
@@ -167,6 +167,16 @@ def test_readme_real_fleet_example(lab, tmp_path):
     lines += [f"ansible_ssh_private_key_file={info['ssh']['private_key']}",
               "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'"]
     (lab_dir / "readme.ini").write_text("\n".join(lines) + "\n")
+    import boto3
+    iot = boto3.client("iot", endpoint_url=info["aws"]["endpoint_url"], region_name=info["aws"]["region"],
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    # --check on a fresh setup: no error, nothing written to the registry, the controller or the Pis
+    check, _runs, _s = _provision(lab_dir, tmp_path, "readme-check", "readme.ini", "--check")
+    assert check.returncode == 0 and all(r["failed"] == 0 for r in _recap(check.stdout).values()), check.stdout[-8000:]
+    assert not (lab_dir / "pki").exists()
+    assert iot.list_certificates()["certificates"] == [] and iot.list_things()["things"] == []
+    assert iot.list_ca_certificates()["certificates"] == [] and iot.list_policies()["policies"] == []
 
     proc, _runs, _s = _provision(lab_dir, tmp_path, "readme", inventory="readme.ini")
     out = proc.stdout
@@ -175,12 +185,18 @@ def test_readme_real_fleet_example(lab, tmp_path):
     assert re.search(r"pi-kitchen.lan: thing=pi-kitchen-lan certificate=[0-9a-f]{64} verify=OK", report), out[-4000:]
     assert re.search(r"pi-garage.lan: thing=garage-01 certificate=[0-9a-f]{64} verify=OK", report), out[-4000:]
 
-    import boto3
-    iot = boto3.client("iot", endpoint_url=info["aws"]["endpoint_url"], region_name=info["aws"]["region"],
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
     assert iot.describe_thing(thingName="pi-kitchen-lan")["attributes"] == {"room": "kitchen"}
+    pki = lab_dir / "pki"
+    for d in (pki, pki / "ca", pki / "devices", pki / "devices" / "garage-01"):
+        assert oct(d.stat().st_mode & 0o777) == "0o700", d   # which devices exist is private too
     cas = iot.list_ca_certificates()["certificates"]
     assert len(cas) == 1 and cas[0]["status"] == "ACTIVE", cas   # made and registered by the ca role
 
     again, _runs, _s = _provision(lab_dir, tmp_path, "readme-again", inventory="readme.ini")
     assert again.returncode == 0 and all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]
+
+    # --check on the converged fleet predicts no change, and verify is skipped, not failed
+    converged, _runs, _s = _provision(lab_dir, tmp_path, "readme-check-converged", "readme.ini", "--check")
+    assert converged.returncode == 0, converged.stdout[-6000:]
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in _recap(converged.stdout).values()), converged.stdout[-6000:]
+    assert _report(converged.stdout).count("verify=SKIPPED (check mode)") == 2, converged.stdout[-4000:]
