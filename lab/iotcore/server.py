@@ -141,7 +141,7 @@ class StandIn:
                 "user root", "per_listener_settings false", "allow_anonymous false", "persistence false",
                 f"log_dest file {self.state / 'mosquitto.log'}", "log_type error", "log_type warning", "log_type notice",
                 "log_type information", "connection_messages true", "log_timestamp_format %Y-%m-%dT%H:%M:%S",
-                "max_keepalive 1200", f"plugin {plugin}", f"plugin_opt_socket {sock}", ""]
+                "max_keepalive 1200", "set_tcp_nodelay true", f"plugin {plugin}", f"plugin_opt_socket {sock}", ""]
         for spec in self.a.mqtt:
             host, port = hostport(spec)
             conf += [f"listener {port} {host}", tls]
