@@ -39,6 +39,7 @@ SUBJECT_KEYS = {
     "SerialNumber": NameOID.SERIAL_NUMBER, "StateName": NameOID.STATE_OR_PROVINCE_NAME,
     "Locality": NameOID.LOCALITY_NAME, "DistinguishedNameQualifier": NameOID.DN_QUALIFIER,
 }
+REPLY_MAX = 500   # bytes of a connect reply line (the plugin reads up to 511)
 ACCESS = {1: ("iot:Receive", "topic"), 2: ("iot:Publish", "topic"), 4: ("iot:Subscribe", "topicfilter")}
 
 
@@ -174,13 +175,22 @@ class _Handler(socketserver.StreamRequestHandler):
     def handle(self):
         authz: Authorizer = self.server.authz
         for raw in self.rfile:
-            parts = raw.decode().split()
+            parts = raw.decode(errors="replace").split()
             try:
                 reply = self.answer(authz, parts)
             except Exception as e:  # noqa: BLE001 - fail closed, keep serving
                 log.exception("authz request failed")
                 reply = f"D internal error: {e}"
-            self.wfile.write((reply.replace("\n", " ") + "\n").encode())
+            self.wfile.write(self.line(parts, reply))
+
+    @staticmethod
+    def line(parts: list[str], reply: str) -> bytes:
+        """One reply line that fits the plugin's buffer (fgets of 512 bytes for C, 64 for P and 16
+        for X): a longer line would be read in pieces and every later answer would be off by one."""
+        if not parts or parts[0] != "C":
+            reply = reply[:1] or "D"
+        data = reply.replace("\n", " ").encode()[:REPLY_MAX]
+        return data.decode(errors="ignore").encode() + b"\n"
 
     @staticmethod
     def answer(authz: Authorizer, parts: list[str]) -> str:

@@ -18,6 +18,7 @@ the `ca` role and the cloud modules make them. Only the process this class start
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -119,6 +120,7 @@ class Device:
 
 class IoTCore:
     def __init__(self, state_dir, prefix: str = "standin", server_names: list[str] | None = None):
+        """server_names: the broker certificate's names besides the endpoint (localhost, 127.0.0.1)."""
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
@@ -132,7 +134,7 @@ class IoTCore:
 
     def start(self) -> "IoTCore":
         root, root_key = pki.make_ca("iotfleet test root CA")
-        names = self.server_names or [self.endpoint, "localhost", "127.0.0.1"]
+        names = [self.endpoint, *(self.server_names if self.server_names is not None else ["localhost", "127.0.0.1"])]
         server, server_key = pki.issue_server(root, root_key, names)
         self.root_ca = self.dir / "root-ca.pem"
         self.root_ca.write_bytes(pki.pem(root))
@@ -261,9 +263,9 @@ class IoTCore:
         return dev
 
     def probe(self, device: Device, client_id: str | None = None, protocol: int = MQTTv311,
-              timeout: float = 5.0) -> "Probe":
+              timeout: float = 5.0, max_tls: ssl.TLSVersion | None = None) -> "Probe":
         """An MQTT client for device, connected (or refused) already: see Probe."""
-        return Probe(self, device, client_id or device.name, protocol, timeout).connect()
+        return Probe(self, device, client_id or device.name, protocol, timeout, max_tls).connect()
 
 
 # ------------------------------------------------------------------ MQTT
@@ -276,12 +278,15 @@ class Probe:
     """One paho-mqtt 2 client driven by its own loop with deadlines (never loop_start, never a sleep).
 
     After connect(): ``connack`` (the code on the wire: 0 accepted; 3.1.1 refusal 5, MQTT 5 0x87),
-    or ``tls_error`` (the handshake or the first read failed: refused at TLS), and ``closed``
+    or ``tls_error`` (the handshake or the first read failed: refused at TLS; with TLS 1.3 the
+    client's handshake completes before the server checks the client certificate, and the server's
+    alert may be lost to a connection reset, so only TLS 1.2 reliably shows it), and ``closed``
     (the server closed the connection). subscribe() returns the SUBACK codes, publish() waits for
     the PUBACK or the close, wait_message()/wait_closed() wait on a condition with a bound.
     """
 
-    def __init__(self, core: IoTCore, device: Device, client_id: str, protocol: int, timeout: float):
+    def __init__(self, core: IoTCore, device: Device, client_id: str, protocol: int, timeout: float,
+                 max_tls: ssl.TLSVersion | None = None):
         import paho.mqtt.client as mqtt
         self.mqtt, self.core, self.device = mqtt, core, device
         self.client_id, self.protocol, self.timeout = client_id, protocol, timeout
@@ -295,6 +300,8 @@ class Probe:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(core.root_ca))
         context.load_cert_chain(str(device.cert_path), str(device.key_path))
+        if max_tls is not None:
+            context.maximum_version = max_tls
         self.client.tls_set_context(context)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -391,16 +398,15 @@ class Probe:
         return self.run_until(lambda: self.closed, timeout)
 
     def close(self) -> None:
-        try:
+        """Disconnect (best effort) and close the socket: nothing is left to the garbage collector."""
+        with contextlib.suppress(Exception):
             if not self.closed:
                 self.client.disconnect()
                 self.client.loop(timeout=0.05)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        try:
-            self.client.socket() and self.client.socket().close()
-        except Exception:  # noqa: BLE001
-            pass
+        with contextlib.suppress(Exception):
+            sock = self.client.socket()
+            if sock is not None:
+                sock.close()
 
     def __enter__(self):
         return self
