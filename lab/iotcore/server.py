@@ -136,12 +136,14 @@ class StandIn:
         AuthzServer(str(sock), self.authz).start()
         plugin = build_plugin(self.state / "iotcore_auth.so")
         tls = (f"certfile {self.a.server_cert}\nkeyfile {self.a.server_key}\ncapath {self.cas}\n"
-               "require_certificate true\nuse_identity_as_username false\ntls_version tlsv1.2\n")
+               "require_certificate true\nuse_identity_as_username false\ntls_version tlsv1.2\nmax_qos 1\n")
         conf = ["# Written by lab/iotcore/server.py: the AWS IoT Core stand-in's data plane",
                 "user root", "per_listener_settings false", "allow_anonymous false", "persistence false",
                 f"log_dest file {self.state / 'mosquitto.log'}", "log_type error", "log_type warning", "log_type notice",
                 "log_type information", "connection_messages true", "log_timestamp_format %Y-%m-%dT%H:%M:%S",
-                "max_keepalive 1200", "set_tcp_nodelay true", f"plugin {plugin}", f"plugin_opt_socket {sock}", ""]
+                "max_keepalive 1200", "set_tcp_nodelay true",
+                # AWS IoT: 128 KB payloads (+ room for topic and properties); QoS <= 1 per listener
+                "max_packet_size 139264", f"plugin {plugin}", f"plugin_opt_socket {sock}", ""]
         for spec in self.a.mqtt:
             host, port = hostport(spec)
             conf += [f"listener {port} {host}", tls]

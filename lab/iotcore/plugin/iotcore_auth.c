@@ -16,7 +16,8 @@
  *     X <conn>                                                    ->  A
  * <conn> is the broker's client pointer, unique while the client is connected. A missing or
  * broken socket denies (fail closed). Publishes that AWS answers with a disconnect are denied at
- * once and the client is kicked on the broker's next tick (never inside the ACL callback).
+ * once and the client is kicked on the broker's next tick (never inside the ACL callback); a new
+ * CONNECT with the same client id cancels a pending kick (the broker replaces the old session).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,14 +33,40 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
-#define MAX_KICKS 256
 
 static mosquitto_plugin_id_t *plugin_id;
 static char socket_path[108];
 static int sock = -1;
 static FILE *sock_in;
-static char *kicks[MAX_KICKS];
-static int kick_count;
+static char **kicks;      /* client ids to disconnect on the next tick (refused publishes) */
+static int kick_count, kick_room;
+
+static void kick_later(const char *client_id)
+{
+	if(kick_count == kick_room){
+		int room = kick_room ? kick_room * 2 : 64;
+		char **grown = realloc(kicks, (size_t)room * sizeof(char *));
+		if(!grown) return;
+		kicks = grown;
+		kick_room = room;
+	}
+	kicks[kick_count++] = strdup(client_id);
+}
+
+/* A new CONNECT with this id replaces the old session (the broker closes it): a pending kick
+ * aimed at the old connection must not hit the new one. */
+static void forget_kicks(const char *client_id)
+{
+	int i, j = 0;
+	for(i = 0; i < kick_count; i++){
+		if(client_id && kicks[i] && !strcmp(kicks[i], client_id)){
+			free(kicks[i]);
+		}else{
+			kicks[j++] = kicks[i];
+		}
+	}
+	kick_count = j;
+}
 
 static int connect_socket(void)
 {
@@ -97,7 +124,11 @@ static int ask(const char *request, size_t len, char *reply, size_t reply_len)
 			if(n <= 0) break;
 			sent += (size_t)n;
 		}
-		if(sent == len && fgets(reply, (int)reply_len, sock_in)) return 0;
+		if(sent == len && fgets(reply, (int)reply_len, sock_in)){
+			if(strchr(reply, '\n')) return 0;
+			drop_socket();   /* a reply longer than the buffer: resynchronise on a new socket */
+			return -1;
+		}
 		drop_socket();
 	}
 	return -1;
@@ -120,6 +151,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	int rc = MOSQ_ERR_AUTH;
 
 	(void)event; (void)userdata;
+	forget_kicks(client_id);
 	if(cert){
 		der_len = i2d_X509(cert, &der);
 		X509_free(cert);
@@ -168,8 +200,8 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	if(ask(req, pos, reply, sizeof(reply)) == 0){
 		if(reply[0] == 'A'){
 			rc = MOSQ_ERR_SUCCESS;
-		}else if(reply[0] == 'K' && client_id && kick_count < MAX_KICKS){
-			kicks[kick_count++] = strdup(client_id);
+		}else if(reply[0] == 'K' && client_id){
+			kick_later(client_id);
 		}
 	}
 	free(req);
@@ -192,6 +224,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 	int i;
 	(void)event; (void)event_data; (void)userdata;
 	for(i = 0; i < kick_count; i++){
+		if(!kicks[i]) continue;
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, "iotcore: disconnecting %s (publish not authorized)", kicks[i]);
 		mosquitto_kick_client_by_clientid(kicks[i], false);
 		free(kicks[i]);
