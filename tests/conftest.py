@@ -8,82 +8,15 @@ Only the process this fixture started is ever stopped.
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-REGION = "us-east-1"
-STAND_IN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lab", "iotcore", "server.py")
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, host="127.0.0.1", timeout=30.0, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {host}:{port}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
-
-
-class MotoServer:
-    def __init__(self, tmp_dir):
-        self.port = None
-        self.proc = None
-        self.log = os.path.join(tmp_dir, "moto.log")
-
-    def start(self):
-        for _attempt in range(5):
-            self.port = free_port()
-            with open(self.log, "ab") as log:
-                self.proc = subprocess.Popen(
-                    [sys.executable, STAND_IN, "--state", os.path.dirname(self.log), "--api", f"127.0.0.1:{self.port}"],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            try:
-                wait_for_port(self.port, proc=self.proc)
-                return self
-            except RuntimeError:
-                continue  # port taken between pick and bind: pick another
-        raise RuntimeError(f"moto server did not start, see {self.log}")
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def reset(self):
-        req = urllib.request.Request(self.url + "/moto-api/reset", method="POST", data=b"")
-        urllib.request.urlopen(req, timeout=10).read()
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+from support.iotcore import CREDENTIALS, REGION, IoTCore  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory):
-    server = MotoServer(str(tmp_path_factory.mktemp("moto"))).start()
+    server = IoTCore(tmp_path_factory.mktemp("iotcore-api"), broker=False).start()
     yield server
     server.stop()
 

@@ -20,7 +20,6 @@ from botocore.exceptions import ClientError
 from support.iotcore import (
     ACCOUNT,
     JITP_ROLE_ARN,
-    IoTCore,
     MQTTv5,
     MQTTv311,
     allow,
@@ -55,18 +54,6 @@ JITP_TEMPLATE = {
         "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": FLEET}},
     },
 }
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory):
-    with IoTCore(tmp_path_factory.mktemp("iotcore")) as core:
-        yield core
-
-
-@pytest.fixture
-def core(standin):
-    standin.reset()
-    return standin
 
 
 @pytest.fixture

@@ -119,8 +119,11 @@ class Device:
 
 
 class IoTCore:
-    def __init__(self, state_dir, prefix: str = "standin", server_names: list[str] | None = None):
-        """server_names: the broker certificate's names besides the endpoint (localhost, 127.0.0.1)."""
+    def __init__(self, state_dir, prefix: str = "standin", server_names: list[str] | None = None,
+                 broker: bool = True):
+        """server_names: the broker certificate's names besides the endpoint (localhost, 127.0.0.1).
+        broker=False: the control plane alone (the module tests' AWS API server)."""
+        self.broker = broker
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
@@ -133,21 +136,16 @@ class IoTCore:
         return f"{self.prefix}-ats.iot.{REGION}.amazonaws.com"
 
     def start(self) -> "IoTCore":
-        root, root_key = pki.make_ca("iotfleet test root CA")
-        names = [self.endpoint, *(self.server_names if self.server_names is not None else ["localhost", "127.0.0.1"])]
-        server, server_key = pki.issue_server(root, root_key, names)
-        self.root_ca = self.dir / "root-ca.pem"
-        self.root_ca.write_bytes(pki.pem(root))
-        (self.dir / "server.pem").write_bytes(pki.pem(server))
-        (self.dir / "server.key").write_bytes(pki.key_pem(server_key))
-        os.chmod(self.dir / "server.key", 0o600)
+        if self.broker:
+            self._server_certificate()
         for _attempt in range(5):
             self.api_port, self.mqtt_port = free_port(), free_port()
+            mqtt = ["--mqtt", f"127.0.0.1:{self.mqtt_port}", "--server-cert", str(self.dir / "server.pem"),
+                    "--server-key", str(self.dir / "server.key")] if self.broker else []
             log = open(self.dir / "iotcore.log", "ab")
             self.proc = subprocess.Popen(
                 [sys.executable, str(SERVER), "--state", str(self.dir), "--api", f"127.0.0.1:{self.api_port}",
-                 "--mqtt", f"127.0.0.1:{self.mqtt_port}", "--endpoint-prefix", self.prefix,
-                 "--server-cert", str(self.dir / "server.pem"), "--server-key", str(self.dir / "server.key")],
+                 "--endpoint-prefix", self.prefix, *mqtt],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             log.close()
             ready = self.dir / "ready.json"
@@ -162,6 +160,16 @@ class IoTCore:
             if "in use" not in (self.dir / "iotcore.log").read_text(errors="replace"):
                 break
         raise RuntimeError(f"the stand-in did not start:\n{(self.dir / 'iotcore.log').read_text()[-3000:]}")
+
+    def _server_certificate(self) -> None:
+        root, root_key = pki.make_ca("iotfleet test root CA")
+        names = [self.endpoint, *(self.server_names if self.server_names is not None else ["localhost", "127.0.0.1"])]
+        server, server_key = pki.issue_server(root, root_key, names)
+        self.root_ca = self.dir / "root-ca.pem"
+        self.root_ca.write_bytes(pki.pem(root))
+        (self.dir / "server.pem").write_bytes(pki.pem(server))
+        (self.dir / "server.key").write_bytes(pki.key_pem(server_key))
+        os.chmod(self.dir / "server.key", 0o600)
 
     @property
     def url(self) -> str:
