@@ -8,6 +8,9 @@
 Every AWS IoT call of every module goes through :class:`IoTClient`:
 
 * retries with jittered backoff (amazon.aws ``AWSRetry``), ``ThrottlingException`` included;
+* an outage of the endpoint (connection refused or timed out) is waited out with backoff for up to
+  ``outage_seconds`` (default 90): AWSRetry retries error *responses*, botocore's own retries give
+  up on a dead endpoint after ~12 s;
 * an optional shared :class:`RateLimiter` that every HTTP attempt passes through
   (registered on botocore's ``before-send`` event, so retries are paced too);
 * one error translation: boto errors become :class:`IoTAWSError`, and ``get()``/``delete()``
@@ -169,6 +172,19 @@ def retry_decorator(retries=10, delay=0.5, max_delay=20.0):
     )
 
 
+DEFAULT_OUTAGE_SECONDS = 90.0
+# Read-only calls may also be retried after the request was sent (a lost response repeats nothing).
+_READ_PREFIXES = ("describe_", "list_", "get_")
+
+
+def _connection_failure(exception, operation):
+    """True when the endpoint could not be reached: safe to try again after a pause."""
+    if isinstance(exception, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)):
+        return True
+    return operation.startswith(_READ_PREFIXES) and isinstance(
+        exception, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError))
+
+
 class IoTClient:
     """Calls AWS IoT through one boto3 client, retried, paced and with one error translation.
 
@@ -176,8 +192,11 @@ class IoTClient:
     benchmarks). It is thread-safe as boto3 clients are.
     """
 
-    def __init__(self, boto3_client, retry=None, limiter=None):
+    def __init__(self, boto3_client, retry=None, limiter=None, outage_seconds=DEFAULT_OUTAGE_SECONDS,
+                 clock=time.monotonic, sleep=time.sleep):
         self.raw = boto3_client
+        self.outage_seconds = float(outage_seconds)
+        self._clock, self._sleep = clock, sleep
         self._retry = retry if retry is not None else retry_decorator()
         self._wrapped = {}
         self._lock = threading.Lock()
@@ -199,10 +218,23 @@ class IoTClient:
 
     def call(self, operation, **kwargs):
         """Call ``operation`` (boto3 snake_case name); raise IoTAWSError on failure."""
-        try:
-            return self._method(operation)(**kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            raise IoTAWSError(message=f"Failed to {operation.replace('_', ' ')}{_describe(kwargs)}", exception=e) from e
+        deadline, pause = None, 0.5
+        while True:
+            try:
+                return self._method(operation)(**kwargs)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                now = self._clock()
+                if _connection_failure(e, operation):
+                    deadline = deadline if deadline is not None else now + self.outage_seconds
+                    if now < deadline:
+                        self._sleep(min(pause, deadline - now))
+                        pause = min(pause * 2, 10.0)
+                        continue
+                    message = (f"Failed to {operation.replace('_', ' ')}{_describe(kwargs)}: the AWS endpoint was "
+                               f"unreachable for {self.outage_seconds:.0f} s (outage_seconds)")
+                else:
+                    message = f"Failed to {operation.replace('_', ' ')}{_describe(kwargs)}"
+                raise IoTAWSError(message=message, exception=e) from e
 
     def get(self, operation, **kwargs):
         """Like :meth:`call`, but a missing resource returns None."""
@@ -261,6 +293,7 @@ def _describe(kwargs):
 
 # Re-exported so resource code imports AWS helpers from one place.
 __all__ = [
+    "DEFAULT_OUTAGE_SECONDS",
     "DEFAULT_RATE_LIMITS",
     "IoTAWSError",
     "IoTClient",
