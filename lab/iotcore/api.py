@@ -56,8 +56,8 @@ class Router:
         return None, {}
 
     @staticmethod
-    def parse(op, path_params: dict, query: str, body: bytes) -> dict[str, Any]:
-        """The operation's input as boto3 names it (member names), from path, query and body."""
+    def parse(op, path_params: dict, query: str, body: bytes, headers: dict | None = None) -> dict[str, Any]:
+        """The operation's input as boto3 names it (member names), from path, query, headers, body."""
         shape = op.input_shape
         if shape is None:
             return {}
@@ -80,7 +80,9 @@ class Router:
                     else:
                         out[name] = raw
             elif loc == "header":
-                continue
+                value = (headers or {}).get(wire.lower())
+                if value is not None:
+                    out[name] = value
             elif wire in doc:
                 out[name] = doc[wire]
         return out

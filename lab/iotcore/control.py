@@ -15,6 +15,8 @@ What is added or corrected (see ../shared/LAB-FACTS.md, "Does NOT check" and "Di
 - A stable data endpoint (``describe_endpoint``), the name the lab's devices resolve to the broker.
 - Provisioning templates with versions, and ``register_thing`` (templates.py, also used by JITP).
 - ``set_default_policy_version`` with an unknown version is refused (moto leaves no default).
+- DetachThingPrincipal propagates asynchronously: deleting the certificate within ``detach_delay``
+  seconds (2 s; AWS says "several seconds") is a DeleteConflictException, as on AWS.
 Every write bumps ``generation``: the data plane re-reads the registry after a change.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from typing import Any, Callable
 
 from cryptography import x509
@@ -70,7 +73,8 @@ def is_ca(cert: x509.Certificate) -> bool:
 class ControlPlane:
     """moto's IoT backend with AWS's checks. ``lock`` serialises the registry for both planes."""
 
-    def __init__(self, endpoint_prefix: str, seed: str, on_ca_change: Callable[[], None] | None = None):
+    def __init__(self, endpoint_prefix: str, seed: str, on_ca_change: Callable[[], None] | None = None,
+                 detach_delay: float = 2.0):
         from moto.iot.models import iot_backends
 
         self.backends = iot_backends
@@ -82,6 +86,10 @@ class ControlPlane:
         self.router = Router()
         self.templates: dict[tuple[str, str], dict[str, dict]] = {}
         self.ca_extra: dict[str, dict] = {}   # CA id -> mode, auto-registration status, dates
+        # DetachThingPrincipal is asynchronous on AWS: a certificate detached less than detach_delay
+        # seconds ago cannot be deleted yet (DeleteConflictException), as AWS answers
+        self.detach_delay = detach_delay
+        self.detached: dict[str, float] = {}   # certificate ARN -> monotonic time of its last detach
 
     # ------------------------------------------------------------------ registry access
     def backend(self, region: str, account: str = DEFAULT_ACCOUNT):
@@ -130,7 +138,8 @@ class ControlPlane:
                     return moto_app(environ, start_response)
                 region = _region(environ)
                 try:
-                    params = Router.parse(op, path_params, environ.get("QUERY_STRING", ""), body)
+                    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+                    params = Router.parse(op, path_params, environ.get("QUERY_STRING", ""), body, headers)
                     result = handler(self.backend(region), region, params)
                     status, payload, headers = "200 OK", to_wire(result or {}), []
                 except ApiError as e:
@@ -301,6 +310,20 @@ class ControlPlane:
             raise ApiError("CertificateStateException", "The certificate is REVOKED: that status is final", 406)
         c.status = new
         c.last_modified_date = now()
+        return {}
+
+    def op_detach_thing_principal(self, backend, region, p):
+        backend.detach_thing_principal(p["thingName"], p["principal"])
+        self.detached[p["principal"]] = time.monotonic()
+        return {}
+
+    def op_delete_certificate(self, backend, region, p):
+        c = self._cert(backend, p["certificateId"])
+        if time.monotonic() - self.detached.get(c.arn, float("-inf")) < self.detach_delay:
+            raise ApiError("DeleteConflictException",
+                           f"The certificate {c.certificate_id} is still attached to a thing (a detach is propagating)", 409)
+        backend.delete_certificate(c.certificate_id, bool(p.get("forceDelete")))
+        self.detached.pop(c.arn, None)
         return {}
 
     # ------------------------------------------------------------------ things, policies

@@ -78,7 +78,8 @@ class StandIn:
         self.cas = self.state / "cas"
         self.cas.mkdir(exist_ok=True)
         self.mosquitto: subprocess.Popen | None = None
-        self.control = ControlPlane(a.endpoint_prefix, a.seed or secrets.token_hex(16), self.write_cas)
+        self.control = ControlPlane(a.endpoint_prefix, a.seed or secrets.token_hex(16), self.write_cas,
+                                    detach_delay=a.detach_delay)
         self.authz = Authorizer(self.control, a.region)
 
     def write_cas(self) -> None:
@@ -111,6 +112,7 @@ class StandIn:
                 with control.lock:
                     control.templates.clear()
                     control.ca_extra.clear()
+                    control.detached.clear()
                     authz.conns.clear()
                     authz.events.clear()
                     control.generation += 1
@@ -199,6 +201,8 @@ def main(argv=None) -> None:
     ap.add_argument("--server-key")
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--seed", default=None, help="seed of the registration code (random)")
+    ap.add_argument("--detach-delay", type=float, default=2.0,
+                    help="seconds a DetachThingPrincipal takes to propagate (AWS: several seconds)")
     a = ap.parse_args(argv)
     if a.mqtt and not (a.server_cert and a.server_key):
         ap.error("--mqtt needs --server-cert and --server-key")

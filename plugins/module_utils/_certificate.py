@@ -12,6 +12,7 @@ thread pool.
 """
 
 import datetime
+import time
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
@@ -200,8 +201,34 @@ def remove_certificate(client, certificate_pem=None, cert=None, certificate_id=N
         client.delete("detach_policy", policyName=policy, target=arn)
     for thing in things:
         client.delete("detach_thing_principal", thingName=thing, principal=arn)
-    client.delete("delete_certificate", certificateId=certificate_id)
+    _delete_after_detach(client, certificate_id, waited_for=things)
     return Outcome(True, before=before, after={}, **values)
+
+
+DETACH_WAIT_SECONDS = 60.0
+
+
+def _delete_after_detach(client, certificate_id, waited_for, timeout=None, clock=time.monotonic, sleep=time.sleep):
+    """Delete the certificate; DetachThingPrincipal is asynchronous on AWS ("may take several
+    seconds to propagate"), so a DeleteConflictException right after it is retried, bounded."""
+    timeout = DETACH_WAIT_SECONDS if timeout is None else timeout
+    deadline, pause = clock() + timeout, 0.5
+    while True:
+        try:
+            client.delete("delete_certificate", certificateId=certificate_id)
+            return
+        except IoTAWSError as e:
+            if error_code(e) != "DeleteConflictException":
+                raise
+            if clock() >= deadline:
+                raise IoTAWSError(
+                    message=f"The certificate {certificate_id} was detached from "
+                            f"{_named(waited_for) if waited_for else 'its things'} but AWS IoT still refused to "
+                            f"delete it after {timeout:.0f} s (DetachThingPrincipal propagates asynchronously); "
+                            "run again to finish",
+                    exception=e.exception) from e
+            sleep(min(pause, max(0.0, deadline - clock())))
+            pause = min(pause * 2, 5.0)
 
 
 def _iso(value):

@@ -196,6 +196,7 @@ class IoTClient:
                  clock=time.monotonic, sleep=time.sleep):
         self.raw = boto3_client
         self.outage_seconds = float(outage_seconds)
+        self.writes = 0   # write calls that reached AWS (a failed task still reports changed)
         self._clock, self._sleep = clock, sleep
         self._retry = retry if retry is not None else retry_decorator()
         self._wrapped = {}
@@ -221,7 +222,10 @@ class IoTClient:
         deadline, pause = None, 0.5
         while True:
             try:
-                return self._method(operation)(**kwargs)
+                result = self._method(operation)(**kwargs)
+                if not operation.startswith(_READ_PREFIXES):
+                    self.writes += 1
+                return result
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
                 now = self._clock()
                 if _connection_failure(e, operation):

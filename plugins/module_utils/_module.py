@@ -16,7 +16,13 @@ class IoTModule(AnsibleAWSModule):
     """AnsibleAWSModule plus :meth:`iot_client` and :meth:`run`."""
 
     def iot_client(self, limiter=None, retry=None):
-        return IoTClient.from_module(self, limiter=limiter, retry=retry)
+        client = IoTClient.from_module(self, limiter=limiter, retry=retry)
+        self.__dict__.setdefault("_iot_clients", []).append(client)
+        return client
+
+    def _wrote(self):
+        """True when a write reached AWS in this run: a failure after it still changed something."""
+        return any(c.writes for c in self.__dict__.get("_iot_clients", []))
 
     def run(self, func, *args, **kwargs):
         """Call ``func`` and exit with its result; the collection's errors fail the module.
@@ -26,9 +32,11 @@ class IoTModule(AnsibleAWSModule):
         try:
             result = func(*args, **kwargs)
         except IoTFleetError as e:
-            self.fail_json(msg=e.message, **e.kwargs)
+            self.fail_json(msg=e.message, **dict(e.kwargs, changed=self._wrote()))
         except IoTAWSError as e:
-            self.fail_json_aws_error(e)
+            if e.exception is not None:
+                self.fail_json_aws(e.exception, msg=e.message, changed=self._wrote())
+            self.fail_json(msg=e.message, changed=self._wrote())
         if hasattr(result, "to_result"):
             result = result.to_result(diff=self._diff)
         self.exit_json(**result)

@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _certificate as certs
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 
 from test_ca_certificate import Recorder  # same directory (pytest puts it on sys.path)
@@ -260,6 +261,27 @@ def test_remove_attached_refused_unless_force(ca, rec, boto3_iot):
     assert boto3_iot.list_certificates()["certificates"] == []
     assert boto3_iot.list_thing_principals(thingName="t1")["principals"] == []
     assert boto3_iot.list_targets_for_policy(policyName="p1")["targets"] == []
+
+
+def test_delete_waits_for_the_asynchronous_detach_and_says_when_it_gave_up(ca, rec, boto3_iot, monkeypatch):
+    """The stand-in, like AWS, refuses the delete while a DetachThingPrincipal propagates (2 s)."""
+    device = _device(ca)
+    arn = certs.ensure_certificate(rec, cert=device).values["certificate_arn"]
+    _attach(boto3_iot, arn)
+    monkeypatch.setattr(certs, "DETACH_WAIT_SECONDS", 0.2)
+    with pytest.raises(IoTAWSError, match="propagates asynchronously") as err:
+        certs.remove_certificate(rec, cert=device, force=True)
+    assert "still refused to delete it after 0 s" in err.value.message
+    monkeypatch.setattr(certs, "DETACH_WAIT_SECONDS", 30.0)
+    assert certs.remove_certificate(rec, cert=device, force=True).changed   # the rerun finishes it
+    assert boto3_iot.list_certificates()["certificates"] == []
+
+
+def test_a_failed_call_after_a_write_counts_the_write(iot_client, boto3_iot):
+    iot_client.call("create_thing", thingName="written")
+    with pytest.raises(IoTAWSError):
+        iot_client.call("describe_thing", thingName="never-made")
+    assert iot_client.writes == 1   # the module reports changed=true with its failure
 
 
 def test_remove_revoked_keeps_it_revoked(ca, rec, boto3_iot):
