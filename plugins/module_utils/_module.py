@@ -5,6 +5,7 @@
 # PRIVATE to the iotfleet.aws collection: no compatibility promise outside it.
 """The module base class: AnsibleAWSModule with this collection's client and one exit path."""
 
+from ansible_collections.amazon.aws.plugins.module_utils.common import set_collection_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
@@ -12,8 +13,17 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTCli
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 
 
+COLLECTION_NAME = "iotfleet.aws"
+COLLECTION_VERSION = "1.0.0"   # galaxy.yml's version (a unit test keeps them equal)
+
+
 class IoTModule(AnsibleAWSModule):
-    """AnsibleAWSModule plus :meth:`iot_client` and :meth:`run`."""
+    """AnsibleAWSModule plus :meth:`iot_client` and :meth:`run`. AWS sees this collection in the
+    user agent (``APN/1.0 Ansible/<core> iotfleet.aws/<version>``), not amazon.aws."""
+
+    def __init__(self, *args, **kwargs):
+        set_collection_info(collection_name=COLLECTION_NAME, collection_version=COLLECTION_VERSION)
+        super().__init__(*args, **kwargs)
 
     def iot_client(self, limiter=None, retry=None):
         client = IoTClient.from_module(self, limiter=limiter, retry=retry)

@@ -59,8 +59,9 @@ options:
   status:
     description:
       - Status of the CA. Device certificates signed by an V(inactive) CA cannot connect.
+      - Upper case (as AWS writes it) is accepted too, as in M(iotfleet.aws.iot_certificate).
     type: str
-    choices: [active, inactive]
+    choices: [active, inactive, ACTIVE, INACTIVE]
     default: active
   allow_auto_registration:
     description:
@@ -214,7 +215,7 @@ def main():
         ca_private_key_content=dict(type="str", no_log=True),
         ca_private_key_passphrase=dict(type="str", no_log=True),
         certificate_mode=dict(type="str", choices=["default", "sni_only"], default="default"),
-        status=dict(type="str", choices=["active", "inactive"], default="active"),
+        status=dict(type="str", choices=["active", "inactive", "ACTIVE", "INACTIVE"], default="active"),
         allow_auto_registration=dict(type="bool"),
         registration_config=dict(
             type="dict",
