@@ -1,0 +1,40 @@
+# -*- coding: utf-8 -*-
+"""The execution environment: ansible-builder renders a build context holding iotfleet.aws and its
+collections, and its introspection finds iotfleet.aws's Python and system requirements."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BUILDER = os.path.join(os.path.dirname(sys.executable), "ansible-builder")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(BUILDER), reason="ansible-builder is not installed (make venv)")
+
+
+def test_create_renders_a_context_with_the_collection(tmp_path):
+    ctx = tmp_path / "context"
+    subprocess.run([BUILDER, "create", "-f", os.path.join(ROOT, "execution-environment.yml"), "-c", str(ctx)],
+                   check=True, capture_output=True, text=True)
+    galaxy = yaml.safe_load((ctx / "_build" / "requirements.yml").read_text())
+    names = [c["name"] for c in galaxy["collections"]]
+    assert names == ["iotfleet.aws", "amazon.aws", "community.crypto"]
+    assert "ansible-galaxy" in (ctx / "Containerfile").read_text()
+
+
+def test_introspection_finds_the_collection_requirements(tmp_path):
+    collections = tmp_path / "ansible_collections" / "iotfleet"
+    collections.mkdir(parents=True)
+    aws = collections / "aws"
+    aws.mkdir()
+    for name in ("meta", "requirements.txt", "bindep.txt", "galaxy.yml"):
+        src = os.path.join(ROOT, name)
+        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, aws / name)
+    out = subprocess.run([BUILDER, "introspect", str(tmp_path)], check=True, capture_output=True, text=True).stdout
+    for line in ("boto3>=1.35.0  # from collection iotfleet.aws", "cryptography>=41.0.0  # from collection iotfleet.aws",
+                 "openssh-client [platform:dpkg]  # from collection iotfleet.aws"):
+        assert line in out, out
