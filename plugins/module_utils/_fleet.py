@@ -17,6 +17,11 @@ Controller-side files per device, under ``<pki_dir>/devices/<thing name>/``:
 
 An existing certificate is kept while it is issued by the fleet CA, names the thing, matches
 the key (or the CSR) and is valid for more than ``renew_before_days``.
+
+Registration ``api`` (default) registers each certificate, makes the thing and attaches the policy
+with the AWS IoT API. Registration ``jitp`` only makes the keys and certificates above: each device
+registers itself on its first connect, through the just-in-time provisioning template of the fleet
+CA (the ``ca`` role); no AWS call at all, the certificate id is computed locally.
 """
 
 import collections
@@ -45,6 +50,9 @@ CERTIFICATE_FILE = "certificate.pem"
 KEY_FILE = "private.key"
 CSR_FILE = "device.csr"
 KEY_MODES = ("controller", "device")
+REGISTRATIONS = ("api", "jitp")
+# RFC 5280's upper bound of a common name; JITP names the thing after the certificate's CN
+MAX_COMMON_NAME = 64
 
 
 class FleetSpec:
@@ -65,7 +73,10 @@ class FleetSpec:
         purge_attributes=False,
         exclusive=False,
         register_with_ca=True,
+        registration="api",
     ):
+        if registration not in REGISTRATIONS:
+            raise IoTFleetError(f"registration must be one of {', '.join(REGISTRATIONS)}, got {registration!r}.")
         self.devices = devices
         self.ca_cert = ca_cert
         self.ca_key = ca_key
@@ -79,6 +90,7 @@ class FleetSpec:
         self.purge_attributes = purge_attributes
         self.exclusive = exclusive
         self.register_with_ca = register_with_ca
+        self.registration = registration
 
 
 def validate_devices(devices):
@@ -281,6 +293,35 @@ class FreshCertificateClient:
         return self._client.paginate(operation, result_key, **kwargs)
 
 
+def ensure_device_jitp(spec, device, check_mode=False):
+    """Registration ``jitp``: the device's key and certificate on the controller, and nothing else.
+
+    The device registers itself on its first connect (the fleet CA's JITP template makes the thing,
+    registers the certificate ACTIVE and attaches the policy), so no AWS call is made: the
+    certificate id is computed locally (SHA-256 of the DER, as AWS IoT computes it); the ARNs are
+    not known (null). Same result fields as :func:`ensure_device`.
+    """
+    thing_name = device["thing_name"]
+    if len(thing_name) > MAX_COMMON_NAME:
+        raise IoTFleetError(
+            f"The thing name {thing_name!r} has {len(thing_name)} characters: in registration jitp AWS IoT names "
+            f"the thing after the certificate's CN, which holds at most {MAX_COMMON_NAME}; set a shorter "
+            "iotfleet_thing_name."
+        )
+    cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
+    return dict(
+        host=device["host"],
+        thing_name=thing_name,
+        changed=changed,
+        changes=list(changes),
+        failed=False,
+        certificate_path=os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE),
+        certificate_id=_x509.certificate_id(cert) if cert is not None else None,
+        certificate_arn=None,
+        thing_arn=None,
+    )
+
+
 def ensure_device(client, spec, device, check_mode=False):
     """Everything for one device; returns its result dict (no secrets).
 
@@ -288,6 +329,8 @@ def ensure_device(client, spec, device, check_mode=False):
     an unchanged device 4 reads (DescribeCertificate, DescribeThing, ListAttachedPolicies of
     its certificate, ListPrincipalThings of its certificate) and no write.
     """
+    if spec.registration == "jitp":
+        return ensure_device_jitp(spec, device, check_mode=check_mode)
     thing_name = device["thing_name"]
     result = dict(host=device["host"], thing_name=thing_name, changed=False, changes=[], failed=False)
     cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
@@ -348,6 +391,7 @@ def ensure_fleet(client, spec, workers=8, check_mode=False):
 
     Returns the module values: ``changed``, ``devices`` (one result per device, in input
     order), ``failed_devices``. The caller fails the module when ``failed_devices`` is set.
+    In registration ``jitp`` ``client`` is not used (None is fine): no AWS call is made.
     """
     if spec.policy_name:
         validate_policy_name(spec.policy_name)

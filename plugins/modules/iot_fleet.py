@@ -23,6 +23,12 @@ description:
     V(device)). Key material is never returned or logged.
   - One device's failure does not stop the others; the module fails at the end and names every
     failed device. A rerun finishes what a failed run left.
+  - With O(registration=jitp) the module only makes (or reads) each device's key and certificate
+    under O(pki_dir) and makes B(no AWS call at all), so it needs no credentials or region. Each device
+    registers itself on its first connect through the just-in-time provisioning template of the
+    fleet CA (see the C(iotfleet.aws.jitp_template) filter and the C(iotfleet.aws.ca) role). The
+    per-device results have the same fields; the certificate id is computed locally (as AWS IoT
+    computes it), the ARNs are null.
 author:
   - iotfleet.aws developers (@iotfleet)
 options:
@@ -42,7 +48,10 @@ options:
         description: The inventory host the device is, for reports. Defaults to O(devices[].thing_name).
         type: str
       attributes:
-        description: Thing attributes (merged with existing ones unless O(purge_attributes)).
+        description:
+          - Thing attributes (merged with existing ones unless O(purge_attributes)).
+          - Not applied with O(registration=jitp) (the JITP template sets the attributes); the module
+            warns, naming the devices whose attributes are left out.
         type: dict
   ca_certificate:
     description: Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
@@ -97,6 +106,19 @@ options:
       - V(false) registers them without a CA (C(RegisterCertificateWithoutCA), for SNI_ONLY/multi-account setups).
     type: bool
     default: true
+  registration:
+    description:
+      - V(api) registers each device certificate ACTIVE, makes the thing, attaches the policy and the
+        certificate with the AWS IoT API (batched, rate-limited).
+      - V(jitp) issues the certificates only, with no AWS call; the devices are registered by AWS IoT
+        on their first connect (just-in-time provisioning). The fleet CA must be registered with
+        auto-registration on and a template, which makes the thing, registers the certificate ACTIVE
+        and attaches the policy. O(policy_name), O(thing_type), O(purge_attributes), O(exclusive),
+        O(register_with_ca), O(rate_limits) and O(devices[].attributes) are then not used.
+      - A fleet can move between the two; certificates that exist are kept either way.
+    type: str
+    choices: [api, jitp]
+    default: api
   workers:
     description: Threads that work on devices at once.
     type: int
@@ -114,6 +136,7 @@ attributes:
     support: full
     details:
       - Predicts every change; makes no key, certificate or AWS change.
+      - With O(registration=jitp) it makes no AWS call at all, in check mode or not.
   diff_mode:
     support: partial
     details:
@@ -154,6 +177,14 @@ EXAMPLES = r"""
         attributes: {room: garage}
     rate_limits:
       CreateThing: 5
+
+- name: Just-in-time provisioning - issue the certificates only (no AWS call); devices register on first connect
+  iotfleet.aws.iot_fleet:
+    registration: jitp
+    ca_certificate: "{{ pki_dir }}/ca/fleet-ca.pem"
+    ca_private_key: "{{ pki_dir }}/ca/fleet-ca.key"
+    pki_dir: "{{ pki_dir }}"
+    devices: "{{ fleet_devices }}"
 """
 
 RETURN = r"""
@@ -176,7 +207,9 @@ devices:
       type: bool
       returned: always
     changes:
-      description: What changed (key, certificate, certificate registration, thing, policy attachment, thing principal).
+      description:
+        - What changed (key, certificate, certificate registration, thing, policy attachment, thing principal).
+        - With O(registration=jitp) only V(key), V(key mode) and V(certificate).
       type: list
       elements: str
       returned: success
@@ -189,11 +222,13 @@ devices:
       type: str
       returned: failure
     certificate_id:
-      description: The AWS IoT certificate id (SHA-256 of the DER); null in check mode before issuance.
+      description:
+        - The AWS IoT certificate id (SHA-256 of the DER); null in check mode before issuance.
+        - With O(registration=jitp) computed locally; the id AWS IoT gives the certificate when the device first connects.
       type: str
       returned: success
     certificate_arn:
-      description: The certificate ARN; null in check mode before registration.
+      description: The certificate ARN; null in check mode before registration, and always with O(registration=jitp).
       type: str
       returned: success
     certificate_path:
@@ -201,7 +236,7 @@ devices:
       type: str
       returned: success
     thing_arn:
-      description: The thing ARN; null in check mode before creation.
+      description: The thing ARN; null in check mode before creation, and always with O(registration=jitp).
       type: str
       returned: success
 failed_devices:
@@ -210,9 +245,14 @@ failed_devices:
   type: list
   elements: str
 rate_limits:
-  description: The requests-per-second limits in force, by AWS API operation.
+  description: The requests-per-second limits in force, by AWS API operation; empty with O(registration=jitp) (no AWS call).
   returned: always
   type: dict
+registration:
+  description: The registration mode of this run, V(api) or V(jitp).
+  returned: always
+  type: str
+  sample: jitp
 """
 
 from ansible.module_utils.basic import missing_required_lib
@@ -246,7 +286,8 @@ def run(module):
     p = module.params
     if p["workers"] < 1:
         raise IoTFleetError("workers must be at least 1.")
-    rates = merged_rate_limits(p["rate_limits"])
+    jitp = p["registration"] == "jitp"
+    rates = {} if jitp else merged_rate_limits(p["rate_limits"])
     devices = validate_devices(p["devices"])
     ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"])
     spec = FleetSpec(
@@ -263,10 +304,25 @@ def run(module):
         purge_attributes=p["purge_attributes"],
         exclusive=p["exclusive"],
         register_with_ca=p["register_with_ca"],
+        registration=p["registration"],
     )
-    client = module.iot_client(limiter=RateLimiter(rates))
+    if jitp:
+        # no AWS client at all: the devices register themselves on their first connect
+        ignored = [d["host"] for d in devices if d["attributes"]]
+        if ignored:
+            # AnsibleModule.warn itself: amazon.aws's AnsibleAWSModule.warn also copies warnings into
+            # the result, which ansible-core >= 2.21 reports as a deprecation
+            getattr(module, "_module", module).warn(
+                f"registration jitp does not apply per-device thing attributes (the JITP template sets the "
+                f"attributes of every thing): the attributes of {', '.join(ignored[:10])}"
+                f"{f' and {len(ignored) - 10} more' if len(ignored) > 10 else ''} are not applied."
+            )
+        client = None
+    else:
+        client = module.iot_client(limiter=RateLimiter(rates))
     result = ensure_fleet(client, spec, workers=p["workers"], check_mode=module.check_mode)
     result["rate_limits"] = rates
+    result["registration"] = p["registration"]
     if result["failed_devices"]:
         failed = [d for d in result["devices"] if d["failed"]]
         details = "; ".join(f"{d['host']}: {d['msg']}" for d in failed)
@@ -298,6 +354,7 @@ def main():
         purge_attributes=dict(type="bool", default=False),
         exclusive=dict(type="bool", default=False),
         register_with_ca=dict(type="bool", default=True),
+        registration=dict(type="str", choices=["api", "jitp"], default="api"),
         workers=dict(type="int", default=8),
         rate_limits=dict(type="dict", default={}),
     )

@@ -12,6 +12,11 @@ JSON file (default /etc/iotfleet/client.json):
      "root_ca": "/etc/iotfleet/root-ca.pem",
      "topics": {"test": "test", "telemetry": "$aws/rules/mydata/{thing_name}"}, "interval": 60}
 
+    "jitp": true (optional, set by the device role in registration jitp) - the device is provisioned
+    just in time: AWS IoT refuses its first connect while it registers the certificate, so a refused
+    connect (CONNACK refused, connection closed before the CONNACK, TLS handshake refused by the
+    broker) is retried with backoff until the deadline. Without it a refusal fails at once.
+
 Subcommands (each prints ONE JSON line per result on stdout):
 
     verify  --topic test --timeout 10   connect (client id = thing name, mutual TLS), subscribe,
@@ -37,6 +42,11 @@ LIB_DIR = "/opt/iotfleet/lib"
 DEFAULT_CONFIG = "/etc/iotfleet/client.json"
 DEFAULT_TOPICS = {"test": "test", "telemetry": "$aws/rules/mydata/{thing_name}"}
 REQUIRED_KEYS = ("host", "thing_name", "certificate", "private_key", "root_ca")
+# jitp: the first retry after 1 s (AWS IoT allows one CONNECT per second and client id), doubling up
+# to 8 s; no new attempt with less than RETRY_MIN_ATTEMPT seconds left before the deadline
+RETRY_FIRST_DELAY = 1.0
+RETRY_MAX_DELAY = 8.0
+RETRY_MIN_ATTEMPT = 1.0
 
 # The likely causes a failed step points at (what an operator checks first).
 CAUSES = {
@@ -50,6 +60,9 @@ CAUSES = {
     "publish": "the policy does not allow iot:Publish on topic/<topic>",
     "timeout": "the policy does not allow iot:Receive on topic/<topic>, or the broker did not route the message",
     "timeout-connect": "wrong endpoint or port (no answer before the deadline)",
+    "jitp": "just-in-time provisioning did not let the device in: is the fleet CA registered ACTIVE with "
+    "auto-registration on and the template (iotfleet_registration=jitp on the controller), does the "
+    "template's policy exist, is the certificate REVOKED or INACTIVE?",
 }
 
 
@@ -109,6 +122,9 @@ def load_config_dict(config, path="<config>"):
     topics.update(config.get("topics") or {})
     config["topics"] = topics
     config.setdefault("lib_dir", LIB_DIR)
+    if not isinstance(config.get("jitp", False), bool):
+        raise ClientError("configuration %s: jitp must be true or false" % path)
+    config["jitp"] = config.get("jitp", False)
     return config
 
 
@@ -292,42 +308,90 @@ class Session:
             pass
 
 
+def refused_by_broker(session):
+    """Whether a failed connect is the broker refusing this device (what AWS IoT does to the first
+    connect of a device it provisions just in time): CONNACK refused, the connection closed before
+    any CONNACK, or the TLS handshake refused on the broker's side. Never an endpoint that does not
+    answer or a broker certificate the device does not trust: those are retried in vain."""
+    if session.state == "refused":
+        return True
+    if session.state == "connecting":
+        return session.connack is None and classify_tls_error(session.error_text) != "tls-server"
+    if session.state == "tls":
+        return classify_tls_error(session.error_text) == "tls-client"
+    return False
+
+
+def open_session(mqtt, config, deadline, sleep=None):
+    """Connect (TCP, TLS, CONNECT) and wait for the CONNACK.
+
+    Returns ``(session, outcome, attempts)``: outcome ``ok`` (connected), else how the last attempt
+    ended (``lost``, ``refused``, ``deadline``). With ``jitp`` in the configuration a connect the
+    broker refuses is retried after 1, 2, 4, 8, 8, ... seconds while the deadline leaves time for
+    another attempt; without it the first refusal is final.
+    """
+    sleep = sleep or time.sleep
+    delay = RETRY_FIRST_DELAY
+    attempts = 0
+    while True:
+        attempts += 1
+        session = Session(mqtt, config, deadline)
+        if session.connect():
+            outcome = session.pump(lambda: session.state != "connecting")
+        else:
+            outcome = "lost"
+        if outcome in ("ok", "deadline") or not config.get("jitp") or not refused_by_broker(session):
+            return session, outcome, attempts
+        remaining = session.remaining()
+        if remaining <= RETRY_MIN_ATTEMPT:
+            return session, outcome, attempts
+        session.close()
+        sleep(min(delay, remaining - RETRY_MIN_ATTEMPT))
+        delay = min(delay * 2, RETRY_MAX_DELAY)
+
+
+def connect_failure(config, session, outcome, attempts, topic, started):
+    """The result of a connect that did not succeed (after its retries in jitp mode)."""
+    if outcome == "deadline" and session.state == "tcp":
+        return result(config, False, "connect", CAUSES["timeout-connect"], session.error_text, started,
+                      connect_attempts=attempts)
+    step, cause = diagnose(session.state, session.error_text, topic)
+    if outcome == "deadline" and step != "tls" and session.state == "connecting":
+        step, cause = "auth", CAUSES["auth"] + " (no CONNACK before the deadline)"
+    detail = session.error_text
+    if session.connack not in (None, 0):
+        detail = "CONNACK refused (code %s) %s" % (session.connack, detail)
+    if config.get("jitp") and step in ("auth", "tls") and refused_by_broker(session):
+        cause = "%s; %s" % (cause, CAUSES["jitp"])
+        detail = "refused %d time(s) until the deadline: %s" % (attempts, detail.strip())
+    return result(config, False, step, cause, detail.strip(), started, connect_attempts=attempts)
+
+
 def verify(config, topic, timeout, mqtt=None):
     """Connect, subscribe to topic, publish a nonce on it and receive it back. Returns a result dict."""
     started = time.monotonic()
     try:
         mqtt = mqtt or import_paho(config.get("lib_dir", LIB_DIR))
-        session = Session(mqtt, config, started + float(timeout))
+        session, outcome, attempts = open_session(mqtt, config, started + float(timeout))
     except ClientError as exc:
         return result(config, False, "config", CAUSES["config"], str(exc), started)
     nonce = secrets.token_hex(16)
     payload = json.dumps({"nonce": nonce, "thing_name": config["thing_name"]}).encode()
 
     def fail(outcome):
-        if outcome == "deadline" and session.state in ("tcp", "connecting") and session.connack is None:
-            if session.state == "tcp":
-                return result(config, False, "connect", CAUSES["timeout-connect"], session.error_text, started)
         step, cause = diagnose(session.state, session.error_text, topic)
         if outcome == "deadline" and step not in ("tls",):
-            if session.state == "connecting":
-                step, cause = "auth", CAUSES["auth"] + " (no CONNACK before the deadline)"
-            elif session.state in ("subscribing",):
+            if session.state in ("subscribing",):
                 step, cause = "subscribe", CAUSES["subscribe"].replace("<topic>", topic) + " (no SUBACK)"
             elif session.state == "publishing":
                 step, cause = "publish", CAUSES["publish"].replace("<topic>", topic) + " (no PUBACK)"
             else:
                 step, cause = "timeout", CAUSES["timeout"].replace("<topic>", topic)
-        detail = session.error_text
-        if session.connack not in (None, 0):
-            detail = "CONNACK refused (code %s) %s" % (session.connack, detail)
-        return result(config, False, step, cause, detail.strip(), started)
+        return result(config, False, step, cause, session.error_text.strip(), started, connect_attempts=attempts)
 
     try:
-        if not session.connect():
-            return fail("lost")
-        outcome = session.pump(lambda: session.state != "connecting")
         if outcome != "ok":
-            return fail(outcome)
+            return connect_failure(config, session, outcome, attempts, topic, started)
         session.state = "subscribing"
         rc, _mid = session.client.subscribe(topic, qos=1)
         if code_value(rc) != 0:
@@ -348,7 +412,8 @@ def verify(config, topic, timeout, mqtt=None):
         outcome = session.pump(lambda: any(nonce.encode() in body for _t, body in session.messages))
         if outcome != "ok":
             return fail(outcome)
-        return result(config, True, "done", "", "nonce received back on %s" % topic, started, paho=paho_version())
+        return result(config, True, "done", "", "nonce received back on %s" % topic, started, paho=paho_version(),
+                      connect_attempts=attempts)
     finally:
         session.close()
 
@@ -358,29 +423,21 @@ def publish(config, topic, message, timeout=10.0, mqtt=None):
     started = time.monotonic()
     try:
         mqtt = mqtt or import_paho(config.get("lib_dir", LIB_DIR))
-        session = Session(mqtt, config, started + float(timeout))
+        session, outcome, attempts = open_session(mqtt, config, started + float(timeout))
     except ClientError as exc:
         return result(config, False, "config", CAUSES["config"], str(exc), started)
     try:
-        if not session.connect():
+        if outcome != "ok":
+            return connect_failure(config, session, outcome, attempts, topic, started)
+        session.state = "publishing"
+        info = session.client.publish(topic, message.encode(), qos=1)
+        outcome = session.pump(lambda: info.mid in session.published)
+        if outcome != "ok":
             step, cause = diagnose(session.state, session.error_text, topic)
-            return result(config, False, step, cause, session.error_text, started)
-        steps = [("connecting", lambda: session.state != "connecting"), ("publishing", None)]
-        for state, until in steps:
-            if until is None:
-                session.state = state
-                info = session.client.publish(topic, message.encode(), qos=1)
-
-                def until():
-                    return info.mid in session.published
-
-            outcome = session.pump(until)
-            if outcome != "ok":
-                step, cause = diagnose(session.state, session.error_text, topic)
-                if outcome == "deadline" and session.state == "publishing":
-                    step, cause = "publish", CAUSES["publish"].replace("<topic>", topic) + " (no PUBACK)"
-                return result(config, False, step, cause, session.error_text, started)
-        return result(config, True, "done", "", "published on %s" % topic, started)
+            if outcome == "deadline":
+                step, cause = "publish", CAUSES["publish"].replace("<topic>", topic) + " (no PUBACK)"
+            return result(config, False, step, cause, session.error_text, started, connect_attempts=attempts)
+        return result(config, True, "done", "", "published on %s" % topic, started, connect_attempts=attempts)
     finally:
         session.close()
 

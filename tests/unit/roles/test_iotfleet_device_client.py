@@ -170,11 +170,18 @@ class FakeClient:
         pass
 
     def connect(self, host, port, keepalive=60):
-        error = self.script.get("connect_error")
+        # script "attempts": one dict per connect (connect_error, connack, drop_before_connack), in turn
+        attempts = self.script.get("attempts")
+        step = (attempts.pop(0) if len(attempts) > 1 else attempts[0]) if attempts else self.script
+        self.script.setdefault("connects", []).append(step)
+        error = step.get("connect_error")
         if error:
             raise error
         self.connected = True
-        self.queue.append(lambda: self.on_connect(self, None, {}, self.script.get("connack", 0)))
+        if step.get("drop_before_connack"):
+            self.queue.append("drop")
+            return 0
+        self.queue.append(lambda: self.on_connect(self, None, {}, step.get("connack", 0)))
         return 0
 
     def subscribe(self, topic, qos=0):
@@ -271,3 +278,128 @@ def test_tls_context_unreadable_files_is_config(tmp_path):
     config = dc.load_config_dict(dict(BASE, root_ca=str(tmp_path / "none.pem")))
     res = dc.verify(config, "test", 1, mqtt=fake_mqtt({}))
     assert res["ok"] is False and res["step"] == "config"
+
+
+# ---------------------------------------------------------------- registration jitp: retry a refused first connect
+JITP = dc.load_config_dict(dict(BASE, jitp=True))
+TLS_REFUSED = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
+TLS_UNTRUSTED = ssl.SSLCertVerificationError("certificate verify failed: unable to get local issuer certificate")
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """Back-off in tens of milliseconds, so a retry-until-the-deadline test takes a fraction of a second."""
+    monkeypatch.setattr(dc, "RETRY_FIRST_DELAY", 0.02)
+    monkeypatch.setattr(dc, "RETRY_MAX_DELAY", 0.08)
+    monkeypatch.setattr(dc, "RETRY_MIN_ATTEMPT", 0.05)
+
+
+def test_config_jitp_flag():
+    assert dc.load_config_dict(dict(BASE))["jitp"] is False
+    assert JITP["jitp"] is True
+    with pytest.raises(dc.ClientError, match="jitp must be true or false"):
+        dc.load_config_dict(dict(BASE, jitp="yes"))
+
+
+@pytest.mark.usefixtures("no_tls")
+@pytest.mark.parametrize(
+    "first",
+    [
+        {"connack": 5},  # CONNACK not authorized (the stand-in; MQTT 3.1.1)
+        {"drop_before_connack": True},  # connection closed before any CONNACK
+        {"connect_error": TLS_REFUSED},  # the broker refuses the TLS handshake
+    ],
+    ids=["connack-refused", "closed-before-connack", "tls-refused-by-broker"],
+)
+def test_jitp_first_connect_refused_then_provisioned(first, monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(dc.time, "sleep", sleeps.append)
+    mqtt = fake_mqtt({"attempts": [first, {"connack": 0}]})
+    res = dc.verify(JITP, "test", 10, mqtt=mqtt)
+    assert res["ok"] is True and res["step"] == "done", res
+    assert res["connect_attempts"] == 2 and len(FakeClient.script["connects"]) == 2
+    # one pause, the first back-off step: AWS IoT allows one CONNECT per second and client id
+    assert sleeps == [dc.RETRY_FIRST_DELAY] == [1.0]
+
+
+@pytest.mark.usefixtures("no_tls")
+def test_jitp_backoff_doubles_up_to_the_cap_within_the_deadline(monkeypatch):
+    clock = {"now": 1000.0}
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        clock["now"] += seconds
+
+    monkeypatch.setattr(dc, "time", types.SimpleNamespace(monotonic=lambda: clock["now"], sleep=sleep, time=dc.time.time))
+    res = dc.verify(JITP, "test", 30, mqtt=fake_mqtt({"connack": 5}))
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 8.0, 6.0], sleeps  # the last one leaves RETRY_MIN_ATTEMPT before the deadline
+    assert res["ok"] is False and res["step"] == "auth" and res["connect_attempts"] == 7
+    assert "just-in-time provisioning" in res["cause"] and "refused 7 time(s)" in res["detail"]
+
+
+@pytest.mark.usefixtures("no_tls", "fast_retries")
+def test_jitp_keeps_refused_until_the_deadline_then_fails_at_auth():
+    res = dc.verify(JITP, "test", 0.5, mqtt=fake_mqtt({"connack": 5}))
+    assert res["ok"] is False and res["step"] == "auth", res
+    assert res["connect_attempts"] >= 4
+    assert 0.3 <= res["elapsed"] < 1.0
+    assert "CONNACK refused (code 5)" in res["detail"]
+
+
+@pytest.mark.usefixtures("no_tls", "fast_retries")
+def test_api_mode_refusal_fails_fast_without_retry(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(dc.time, "sleep", sleeps.append)
+    res = dc.verify(CONFIG, "test", 10, mqtt=fake_mqtt({"attempts": [{"connack": 5}, {"connack": 0}]}))
+    assert res["ok"] is False and res["step"] == "auth" and res["connect_attempts"] == 1
+    assert sleeps == [] and res["elapsed"] < 1
+    assert "just-in-time" not in res["cause"]
+
+
+@pytest.mark.usefixtures("no_tls", "fast_retries")
+@pytest.mark.parametrize(
+    "error, step",
+    [
+        (ConnectionRefusedError(111, "Connection refused"), "connect"),  # no endpoint there
+        (TLS_UNTRUSTED, "tls"),  # the broker's certificate is not trusted: wrong endpoint or root CA
+    ],
+)
+def test_jitp_does_not_retry_what_retrying_cannot_fix(error, step, monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(dc.time, "sleep", sleeps.append)
+    res = dc.verify(JITP, "test", 10, mqtt=fake_mqtt({"attempts": [{"connect_error": error}, {"connack": 0}]}))
+    assert res["ok"] is False and res["step"] == step and res["connect_attempts"] == 1, res
+    assert sleeps == []
+
+
+@pytest.mark.usefixtures("no_tls")
+def test_jitp_publish_retries_too(monkeypatch):
+    monkeypatch.setattr(dc.time, "sleep", lambda seconds: None)
+    res = dc.publish(JITP, "t", "m", timeout=10, mqtt=fake_mqtt({"attempts": [{"connack": 5}, {"connack": 0}]}))
+    assert res["ok"] is True and res["connect_attempts"] == 2
+    res = dc.publish(CONFIG, "t", "m", timeout=10, mqtt=fake_mqtt({"attempts": [{"connack": 5}, {"connack": 0}]}))
+    assert res["ok"] is False and res["step"] == "auth" and res["connect_attempts"] == 1
+
+
+@pytest.mark.usefixtures("no_tls")
+def test_jitp_main_prints_one_line_and_exit_status(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "client.json"
+    path.write_text(json.dumps(dict(BASE, jitp=True)), encoding="utf-8")
+    monkeypatch.setattr(dc.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(dc, "import_paho", lambda lib_dir: fake_mqtt({"attempts": [{"connack": 5}, {"connack": 0}]}))
+    assert dc.main(["--config", str(path), "verify", "--timeout", "5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["connect_attempts"] == 2
+
+
+def test_refused_by_broker_classification():
+    def session(state, text="", connack=None):
+        return types.SimpleNamespace(state=state, error_text=text, connack=connack)
+
+    assert dc.refused_by_broker(session("refused", connack=5))
+    assert dc.refused_by_broker(session("connecting", "connection lost (paho rc 7)"))
+    assert dc.refused_by_broker(session("tls", str(TLS_REFUSED)))
+    assert not dc.refused_by_broker(session("tls", str(TLS_UNTRUSTED)))
+    assert not dc.refused_by_broker(session("connecting", "certificate verify failed"))
+    assert not dc.refused_by_broker(session("tcp", "Connection refused"))
