@@ -50,7 +50,7 @@ class Forwarder:
     def _accept(self, server: socket.socket) -> None:
         while True:
             try:
-                client, _ = server.accept()
+                client = server.accept()[0]
             except OSError:
                 return
             try:
