@@ -35,6 +35,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_policy_attachment
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_thing_principal
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import ensure_certificate
+from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import check_transition
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._policy import validate_policy_name
@@ -94,11 +95,14 @@ class FleetSpec:
 
 
 def validate_devices(devices):
-    """Normalise the device list; raise IoTFleetError naming every bad entry.
+    """Normalise the device list. A device whose own inputs are bad is kept with an ``error``
+    (it fails alone, named by its host, before anything is written for it); what concerns the
+    whole fleet raises IoTFleetError before any write: not a list, an entry without thing_name,
+    two hosts mapping to one thing name (both named).
 
     Each device: ``thing_name`` (required), ``attributes`` (dict), ``host`` (the inventory
-    name, for reports; defaults to the thing name). Duplicate thing names are refused with
-    the hosts that collide (two inventory names can map to one thing name).
+    name, for reports; defaults to the thing name), ``reactivate`` (bool: an INACTIVE
+    certificate, an operator's quarantine, is set ACTIVE again only when true).
     """
     if not isinstance(devices, list):
         raise IoTFleetError("devices must be a list of dicts with at least thing_name.")
@@ -110,19 +114,25 @@ def validate_devices(devices):
             problems.append(f"devices[{index}] has no thing_name")
             continue
         host = device.get("host") or device["thing_name"]
+        entry = dict(host=host, thing_name=device["thing_name"], attributes=None,
+                     reactivate=bool(device.get("reactivate")))
         try:
             validate_thing_name(device["thing_name"], what=f"thing name of {host}")
-            attributes = normalize_attributes(device.get("attributes"))
+            if len(device["thing_name"]) > MAX_COMMON_NAME:
+                raise IoTFleetError(
+                    f"The thing name {device['thing_name']!r} of {host} has {len(device['thing_name'])} characters: "
+                    f"the device certificate's CN is the thing name and holds at most {MAX_COMMON_NAME} "
+                    "(RFC 5280); set a shorter iotfleet_thing_name.")
+            entry["attributes"] = normalize_attributes(device.get("attributes"))
         except IoTFleetError as e:
-            problems.append(e.message)
-            continue
+            entry["error"] = e.message if host in e.message else f"{host}: {e.message}"
         if device["thing_name"] in seen:
             problems.append(
                 f"hosts {seen[device['thing_name']]} and {host} both map to the thing name {device['thing_name']!r}"
             )
             continue
         seen[device["thing_name"]] = host
-        result.append(dict(host=host, thing_name=device["thing_name"], attributes=attributes))
+        result.append(entry)
     if problems:
         raise IoTFleetError("Invalid devices: " + "; ".join(problems) + ".", problems=problems)
     return result
@@ -341,13 +351,21 @@ def ensure_device(client, spec, device, check_mode=False):
 
     cert_arn = None
     if cert is not None:
-        outcome = ensure_certificate(
-            client,
-            cert=cert,
-            ca_cert=spec.ca_cert if spec.register_with_ca else None,
-            status="ACTIVE",
-            check_mode=check_mode,
-        )
+        ca_cert = spec.ca_cert if spec.register_with_ca else None
+        fresh = "certificate" in changes
+        # An existing certificate is read first with its status left alone: INACTIVE is an
+        # operator's quarantine and stays so unless the device says reactivate.
+        outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE" if fresh else None,
+                                     check_mode=check_mode)
+        status = outcome.values.get("status")
+        if status == "INACTIVE" and not fresh and not device.get("reactivate"):
+            result["quarantined"] = True
+            result["msg"] = (f"{device['host']}: the certificate {outcome.values['certificate_id']} is INACTIVE "
+                             "(quarantined by an operator): left so; iotfleet_reactivate=true brings it back")
+        elif status not in ("ACTIVE", "REVOKED"):
+            outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE", check_mode=check_mode)
+        elif status == "REVOKED":
+            check_transition(outcome.values["certificate_id"], status, "ACTIVE")   # REVOKED is final: raises
         result["certificate_id"] = outcome.values["certificate_id"]
         cert_arn = outcome.values.get("certificate_arn")
         if outcome.changed:
@@ -400,6 +418,8 @@ def ensure_fleet(client, spec, workers=8, check_mode=False):
 
     def work(index, device):
         try:
+            if device.get("error"):
+                raise IoTFleetError(device["error"])
             result = ensure_device(client, spec, device, check_mode=check_mode)
         except (IoTFleetError, IoTAWSError) as e:
             result = dict(
@@ -425,6 +445,7 @@ def ensure_fleet(client, spec, workers=8, check_mode=False):
         changed=any(r["changed"] for r in results),
         devices=results,
         failed_devices=[r["host"] for r in failed],
+        quarantined_devices=[r["host"] for r in results if r.get("quarantined")],
     )
 
 

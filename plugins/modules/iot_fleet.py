@@ -47,12 +47,20 @@ options:
       host:
         description: The inventory host the device is, for reports. Defaults to O(devices[].thing_name).
         type: str
+      reactivate:
+        description:
+          - An INACTIVE certificate is an operator's quarantine and is left INACTIVE (the device is
+            reported in RV(quarantined_devices)); V(true) sets it ACTIVE again.
+        type: bool
+        default: false
       attributes:
         description:
           - Thing attributes (merged with existing ones unless O(purge_attributes)).
+          - A dict; a device whose attributes are not a valid dict of AWS IoT attributes fails alone,
+            named by its host, before anything is written for it.
           - Not applied with O(registration=jitp) (the JITP template sets the attributes); the module
             warns, naming the devices whose attributes are left out.
-        type: dict
+        type: raw
   ca_certificate:
     description: Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
     type: path
@@ -244,6 +252,13 @@ failed_devices:
   returned: always
   type: list
   elements: str
+quarantined_devices:
+  description:
+    - Hosts whose certificate an operator set INACTIVE and that stays so (no O(devices[].reactivate)).
+    - Their thing and attachments are kept; the device side should skip them.
+  returned: always
+  type: list
+  elements: str
 rate_limits:
   description: The requests-per-second limits in force, by AWS API operation; empty with O(registration=jitp) (no AWS call).
   returned: always
@@ -339,7 +354,9 @@ def main():
             options=dict(
                 thing_name=dict(type="str", required=True),
                 host=dict(type="str"),
-                attributes=dict(type="dict"),
+                # raw: a device with bad attributes fails alone, named by its host (not the module)
+                attributes=dict(type="raw"),
+                reactivate=dict(type="bool", default=False),
             ),
         ),
         ca_certificate=dict(type="path", required=True),

@@ -77,6 +77,13 @@ def _provision(lab_dir, tmp_path, name, inventory="pis.ini", *extra):
     return proc, runs, elapsed
 
 
+def _iot(info):
+    import boto3
+    aws = info["aws"]
+    return boto3.client("iot", endpoint_url=aws["endpoint_url"], region_name=aws["region"],
+                        aws_access_key_id=aws["access_key"], aws_secret_access_key=aws["secret_key"])
+
+
 def _report(output):
     """The report's lines, whitespace folded (the YAML callback wraps long lines)."""
     return " ".join(output.split())
@@ -101,7 +108,12 @@ def test_unreachable_pi_then_rerun(lab, tmp_path):
     for name in others:
         assert recap[name]["failed"] == 0 and recap[name]["unreachable"] == 0, out[-8000:]
         assert re.search(rf"{name}: thing={name} certificate=[0-9a-f]{{64}} verify=OK", _report(out)), out[-5000:]
-    assert re.search(rf"{missing['name']}: thing=\S+ certificate=\S+ verify=NOT VERIFIED", _report(out)), out[-5000:]
+    assert re.search(rf"{missing['name']}: thing=\S+ certificate=none verify=NOT VERIFIED \(unreachable in preparation; "
+                     "no identity made", _report(out)), out[-5000:]
+    # a Pi that cannot receive an identity gets none: no key on the controller, no thing in AWS IoT
+    assert not (lab_dir / "pki" / "devices" / missing["name"]).exists()
+    iot = _iot(info)
+    assert missing["name"] not in [t["thingName"] for t in iot.list_things()["things"]]
     certs_before = {name: _cert(lab_dir, name) for name in others}
 
     subprocess.run(["podman", "start", missing["container"]], check=True, capture_output=True)
@@ -119,6 +131,24 @@ def test_unreachable_pi_then_rerun(lab, tmp_path):
     recap3 = _recap(third.stdout)
     assert third.returncode == 0, third.stdout[-8000:]
     assert all(r["changed"] == 0 for r in recap3.values()), third.stdout[-8000:]
+
+    # An operator quarantines pi1 (its certificate INACTIVE) and pi2 gets bad attributes: pi1 stays
+    # INACTIVE and is reported, pi2 fails alone and named, the last Pi is untouched.
+    quarantined, bad, good = info["pis"][0]["name"], info["pis"][1]["name"], missing["name"]
+    cert_id = iot.list_thing_principals(thingName=quarantined)["principals"][0].rsplit("/", 1)[-1]
+    iot.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
+    (lab_dir / "host_vars").mkdir()
+    (lab_dir / "host_vars" / f"{bad}.yml").write_text("iotfleet_thing_attributes: room is the kitchen\n")
+    fourth, _runs, _s = _provision(lab_dir, tmp_path, "faults")
+    out4, recap4 = fourth.stdout, _recap(fourth.stdout)
+    assert fourth.returncode != 0, out4[-8000:]
+    assert recap4[bad]["failed"] == 1 and recap4[quarantined]["failed"] == 0 and recap4[good]["failed"] == 0, out4[-8000:]
+    assert all(r["changed"] == 0 for r in recap4.values()), out4[-8000:]
+    assert re.search(rf"{quarantined}: thing={quarantined} certificate={cert_id} verify=QUARANTINED", _report(out4)), out4[-5000:]
+    assert re.search(rf"{bad}: .* verify=NOT VERIFIED \(registration refused: .*{bad}.*dict", _report(out4)), out4[-5000:]
+    assert re.search(rf"{good}: thing={good} certificate=[0-9a-f]{{64}} verify=OK", _report(out4)), out4[-5000:]
+    status = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"]
+    assert status == "INACTIVE"
 
     # Remote module runs per Pi (a Pi Zero pays ~1.5 s each): <= 10 first run, <= 5 rerun.
     first_run = second_runs[missing["name"]]["runs"]
@@ -167,9 +197,7 @@ def test_readme_real_fleet_example(lab, tmp_path):
     lines += [f"ansible_ssh_private_key_file={info['ssh']['private_key']}",
               "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'"]
     (lab_dir / "readme.ini").write_text("\n".join(lines) + "\n")
-    import boto3
-    iot = boto3.client("iot", endpoint_url=info["aws"]["endpoint_url"], region_name=info["aws"]["region"],
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    iot = _iot(info)
 
     # --check on a fresh setup: no error, nothing written to the registry, the controller or the Pis
     check, _runs, _s = _provision(lab_dir, tmp_path, "readme-check", "readme.ini", "--check")

@@ -208,3 +208,50 @@ def test_fresh_certificate_view_answers_only_what_it_knows():
     assert view.paginate("list_principal_things", "things", principal="arn:old") == ["x"]
     assert view.paginate("list_thing_principals", "principals", thingName="t") == ["x"]
     assert ("call", "register_certificate") in real.calls
+
+
+def test_an_operators_quarantine_stays_and_is_reported(fleet, boto3_iot, fleet_ca, tmp_path):
+    client, counter, spec = fleet
+    first = ensure_fleet(client, spec(2))
+    quarantined = first["devices"][0]
+    boto3_iot.update_certificate(certificateId=quarantined["certificate_id"], newStatus="INACTIVE")
+    counter.reset()
+    again = ensure_fleet(client, spec(2))
+    assert again["quarantined_devices"] == ["pi-0"] and again["failed_devices"] == []
+    assert not again["changed"] and counter.snapshot()["writes"] == 0
+    status = boto3_iot.describe_certificate(certificateId=quarantined["certificate_id"])["certificateDescription"]
+    assert status["status"] == "INACTIVE"
+    assert "quarantined" in again["devices"][0]["msg"] and "iotfleet_reactivate" in again["devices"][0]["msg"]
+
+    ca_cert, ca_key = fleet_ca
+    devices = validate_devices([dict(thing_name="pi-0", attributes=dict(room="0"), reactivate=True)])
+    back = ensure_fleet(client, FleetSpec(devices, ca_cert, ca_key, str(tmp_path / "pki"), policy_name=POLICY))
+    assert back["quarantined_devices"] == [] and back["changed"]
+    status = boto3_iot.describe_certificate(certificateId=quarantined["certificate_id"])["certificateDescription"]
+    assert status["status"] == "ACTIVE"
+
+
+def test_a_bad_device_fails_alone_named_by_its_host_before_any_write(fleet, boto3_iot, fleet_ca, tmp_path):
+    client, counter, spec = fleet
+    ca_cert, ca_key = fleet_ca
+    long_name = "p" * 65
+    devices = validate_devices([
+        dict(host="pi-good.lan", thing_name="pi-good"),
+        dict(host="pi-kitchen.lan", thing_name="pi-kitchen", attributes={"room": "my kitchen"}),
+        dict(host="pi-text.lan", thing_name="pi-text", attributes="room=kitchen"),
+        dict(host="pi-long.lan", thing_name=long_name),
+    ])
+    result = ensure_fleet(client, FleetSpec(devices, ca_cert, ca_key, str(tmp_path / "pki"), policy_name=POLICY))
+    assert result["failed_devices"] == ["pi-kitchen.lan", "pi-text.lan", "pi-long.lan"]
+    by_host = {d["host"]: d for d in result["devices"]}
+    assert not by_host["pi-good.lan"]["failed"] and by_host["pi-good.lan"]["certificate_id"]
+    assert "room" in by_host["pi-kitchen.lan"]["msg"] and "dict" in by_host["pi-text.lan"]["msg"]
+    assert "pi-long.lan" in by_host["pi-long.lan"]["msg"] and "64" in by_host["pi-long.lan"]["msg"]
+    for thing in ("pi-kitchen", "pi-text", long_name):   # nothing written for the bad ones
+        assert not (tmp_path / "pki" / "devices" / thing).exists()
+    assert [t["thingName"] for t in boto3_iot.list_things()["things"]] == ["pi-good"]
+
+
+def test_two_hosts_for_one_thing_stop_the_fleet_naming_both():
+    with pytest.raises(Exception, match="hosts a.lan and b.lan both map to the thing name 'pi'"):
+        validate_devices([dict(host="a.lan", thing_name="pi"), dict(host="b.lan", thing_name="pi")])
