@@ -287,7 +287,8 @@ _MARKERS = {
 }
 
 # parameters that may appear in an error message (never documents, PEMs or keys)
-_NAMING_PARAMS = ("thingName", "policyName", "certificateId", "principal", "target", "ruleName", "templateName")
+_NAMING_PARAMS = ("thingName", "thingGroupName", "thingTypeName", "policyName", "certificateId", "principal", "target",
+                  "ruleName", "templateName")
 
 
 def _describe(kwargs):
