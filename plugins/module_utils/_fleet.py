@@ -29,6 +29,7 @@ import datetime
 import os
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
@@ -36,8 +37,10 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import en
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_thing_principal
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import ensure_certificate
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import check_transition
+from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import remove_certificate
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
 from ansible_collections.iotfleet.aws.plugins.module_utils._policy import validate_policy_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import validate_thing_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing
@@ -404,15 +407,115 @@ def ensure_device(client, spec, device, check_mode=False):
     return result
 
 
+RETIRE_MODES = ("delete", "revoke")
+
+
+def retire_device(client, spec, device, certificates="delete", check_mode=False):
+    """Decommission one device: every certificate attached to its thing (and the one on the
+    controller, so a rerun finishes a half-done retirement) INACTIVE, detached from policies and
+    things, then deleted (waiting for the asynchronous detach) or REVOKED; the thing deleted; the
+    controller's files moved to ``pki/retired/<thing>-<UTC time>/`` with the private key destroyed
+    (the certificate and CSR kept for audit). Idempotent: a retired device changes nothing.
+    """
+    thing_name = device["thing_name"]
+    result = dict(host=device["host"], thing_name=thing_name, changed=False, failed=False,
+                  retired_certificates=[], thing_deleted=False, archived_to=None)
+    directory = device_dir(spec.pki_dir, thing_name)
+    ids = {arn.rsplit("/", 1)[-1] for arn in client.paginate("list_thing_principals", "principals", thingName=thing_name)}
+    local = _read_optional(os.path.join(directory, CERTIFICATE_FILE))
+    if local is not None:
+        try:
+            ids.add(_x509.certificate_id(_x509.load_certificate(local, what="device certificate")))
+        except IoTFleetError:
+            pass   # a damaged file names no certificate: the thing's principals still do
+    for cert_id in sorted(ids):
+        if certificates == "delete":
+            outcome = remove_certificate(client, certificate_id=cert_id, force=True, check_mode=check_mode)
+            changed = outcome.changed
+        else:
+            changed = _revoke_and_detach(client, cert_id, check_mode)
+        if changed:
+            result["retired_certificates"].append(cert_id)
+    if client.get("describe_thing", thingName=thing_name) is not None:
+        result["thing_deleted"] = True
+        if not check_mode:
+            _retry_delete_thing(client, thing_name)
+    if os.path.isdir(directory):
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        archive = os.path.join(spec.pki_dir, "retired", f"{thing_name}-{stamp}")
+        result["archived_to"] = archive
+        if not check_mode:
+            key_path = os.path.join(directory, KEY_FILE)
+            if os.path.exists(key_path):
+                os.remove(key_path)   # never left usable: the key goes, the certificate stays for audit
+            _makedirs_private(os.path.dirname(archive))
+            os.rename(directory, archive)
+    result["changed"] = bool(result["retired_certificates"] or result["thing_deleted"] or result["archived_to"])
+    return result
+
+
+def _revoke_and_detach(client, certificate_id, check_mode):
+    """INACTIVE -> detach policies and things -> REVOKED (kept registered for audit)."""
+    current = client.get("describe_certificate", certificateId=certificate_id)
+    if current is None:
+        return False
+    description = current.get("certificateDescription") or {}
+    arn, status = description["certificateArn"], description.get("status")
+    policies = [p["policyName"] for p in client.paginate("list_attached_policies", "policies", target=arn)]
+    things = client.paginate("list_principal_things", "things", principal=arn)
+    if status == "REVOKED" and not policies and not things:
+        return False
+    if check_mode:
+        return True
+    if status == "ACTIVE":
+        client.call("update_certificate", certificateId=certificate_id, newStatus="INACTIVE")
+    for policy in policies:
+        client.delete("detach_policy", policyName=policy, target=arn)
+    for thing in things:
+        client.delete("detach_thing_principal", thingName=thing, principal=arn)
+    if status != "REVOKED":
+        client.call("update_certificate", certificateId=certificate_id, newStatus="REVOKED")
+    return True
+
+
+def _retry_delete_thing(client, thing_name, timeout=60.0):
+    """DeleteThing right after DetachThingPrincipal can be refused while the detach propagates."""
+    deadline, pause = time.monotonic() + timeout, 0.5
+    while True:
+        try:
+            client.delete("delete_thing", thingName=thing_name)
+            return
+        except IoTAWSError as e:
+            if error_code(e) not in ("InvalidRequestException", "DeleteConflictException") or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+def retire_fleet(client, spec, certificates="delete", workers=8, check_mode=False):
+    """:func:`retire_device` for every device, in a thread pool; a failure stays with its device."""
+    if certificates not in RETIRE_MODES:
+        raise IoTFleetError(f"certificates must be one of {', '.join(RETIRE_MODES)}, got {certificates!r}.")
+    return _per_device(spec, workers, lambda d: retire_device(client, spec, d, certificates, check_mode))
+
+
 def ensure_fleet(client, spec, workers=8, check_mode=False):
     """Run :func:`ensure_device` for every device in a thread pool; never stops at a failure.
 
     Returns the module values: ``changed``, ``devices`` (one result per device, in input
-    order), ``failed_devices``. The caller fails the module when ``failed_devices`` is set.
-    In registration ``jitp`` ``client`` is not used (None is fine): no AWS call is made.
+    order), ``failed_devices``, ``quarantined_devices``. The caller fails the module when
+    ``failed_devices`` is set. In registration ``jitp`` ``client`` is not used (None is fine).
     """
     if spec.policy_name:
         validate_policy_name(spec.policy_name)
+    result = _per_device(spec, workers, lambda d: ensure_device(client, spec, d, check_mode=check_mode))
+    result["quarantined_devices"] = [r["host"] for r in result["devices"] if r.get("quarantined")]
+    return result
+
+
+def _per_device(spec, workers, work_one):
+    """``work_one(device)`` for every device in a thread pool, in input order; a device whose input
+    was refused (``error``) or whose work raised fails alone, named by its host."""
     lock = threading.Lock()
     results = [None] * len(spec.devices)
 
@@ -420,7 +523,7 @@ def ensure_fleet(client, spec, workers=8, check_mode=False):
         try:
             if device.get("error"):
                 raise IoTFleetError(device["error"])
-            result = ensure_device(client, spec, device, check_mode=check_mode)
+            result = work_one(device)
         except (IoTFleetError, IoTAWSError) as e:
             result = dict(
                 host=device["host"], thing_name=device["thing_name"], changed=False, failed=True, msg=str(e)
@@ -440,12 +543,10 @@ def ensure_fleet(client, spec, workers=8, check_mode=False):
         for future in [pool.submit(work, i, d) for i, d in enumerate(spec.devices)]:
             future.result()
 
-    failed = [r for r in results if r["failed"]]
     return dict(
         changed=any(r["changed"] for r in results),
         devices=results,
-        failed_devices=[r["host"] for r in failed],
-        quarantined_devices=[r["host"] for r in results if r.get("quarantined")],
+        failed_devices=[r["host"] for r in results if r["failed"]],
     )
 
 

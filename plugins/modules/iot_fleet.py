@@ -62,13 +62,34 @@ options:
             warns, naming the devices whose attributes are left out.
         type: raw
   ca_certificate:
-    description: Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
+    description:
+      - Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
+      - Required with O(state=present).
     type: path
-    required: true
   ca_private_key:
-    description: Path on the controller to the fleet CA private key (PEM, unencrypted). It is read, never copied.
+    description:
+      - Path on the controller to the fleet CA private key (PEM, unencrypted). It is read, never copied.
+      - Required with O(state=present).
     type: path
-    required: true
+  state:
+    description:
+      - V(present) registers the devices.
+      - V(absent) decommissions them - every certificate attached to the thing (and the one in
+        C(devices/<thing name>/) on the controller) is set INACTIVE, detached from its policies and
+        things, then deleted (waiting for AWS's asynchronous detach) or REVOKED
+        (O(retire_certificates)); the thing is deleted; the controller's files move to
+        C(retired/<thing name>-<UTC time>/) under O(pki_dir) with the private key destroyed
+        (certificate and CSR kept for audit). A second run changes nothing.
+    type: str
+    choices: [present, absent]
+    default: present
+  retire_certificates:
+    description:
+      - With O(state=absent), V(delete) removes the retired certificates from AWS IoT; V(revoke) keeps
+        them registered as REVOKED (detached from everything), for audit.
+    type: str
+    choices: [delete, revoke]
+    default: delete
   pki_dir:
     description: Directory on the controller for per-device files (C(devices/<thing name>/)).
     type: path
@@ -248,7 +269,10 @@ devices:
       type: str
       returned: success
 failed_devices:
-  description: Hosts whose device failed.
+  description:
+    - Hosts whose device failed.
+    - With O(state=absent) each device also returns C(retired_certificates) (ids), C(thing_deleted)
+      and C(archived_to) (the controller directory its files moved to).
   returned: always
   type: list
   elements: str
@@ -278,6 +302,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLi
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import load_fleet_ca
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
 from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
 from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import CRYPTOGRAPHY_IMPORT_ERROR
@@ -297,6 +322,20 @@ def merged_rate_limits(overrides):
     return {k: v for k, v in rates.items() if v}
 
 
+def retire(module, p, devices, rates):
+    """state=absent: decommission the devices (their certificates, things and controller keys)."""
+    spec = FleetSpec(devices, None, None, p["pki_dir"])
+    client = module.iot_client(limiter=RateLimiter(rates))
+    result = retire_fleet(client, spec, certificates=p["retire_certificates"], workers=p["workers"],
+                          check_mode=module.check_mode)
+    result["rate_limits"] = rates
+    if result["failed_devices"]:
+        failed = [d for d in result["devices"] if d["failed"]]
+        details = "; ".join(f"{d['host']}: {d['msg']}" for d in failed)
+        raise IoTFleetError(f"{len(failed)} of {len(devices)} devices failed: {details}", **result)
+    return result
+
+
 def run(module):
     p = module.params
     if p["workers"] < 1:
@@ -304,6 +343,8 @@ def run(module):
     jitp = p["registration"] == "jitp"
     rates = {} if jitp else merged_rate_limits(p["rate_limits"])
     devices = validate_devices(p["devices"])
+    if p["state"] == "absent":
+        return retire(module, p, devices, merged_rate_limits(p["rate_limits"]))
     ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"])
     spec = FleetSpec(
         devices,
@@ -359,8 +400,10 @@ def main():
                 reactivate=dict(type="bool", default=False),
             ),
         ),
-        ca_certificate=dict(type="path", required=True),
-        ca_private_key=dict(type="path", required=True, no_log=False),
+        ca_certificate=dict(type="path"),
+        ca_private_key=dict(type="path", no_log=False),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        retire_certificates=dict(type="str", choices=["delete", "revoke"], default="delete"),
         pki_dir=dict(type="path", required=True),
         key_mode=dict(type="str", choices=["controller", "device"], default="controller"),
         key_type=dict(type="str", choices=["ec", "rsa"], default="ec"),
@@ -375,7 +418,8 @@ def main():
         workers=dict(type="int", default=8),
         rate_limits=dict(type="dict", default={}),
     )
-    module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = IoTModule(argument_spec=argument_spec, supports_check_mode=True,
+                       required_if=[("state", "present", ("ca_certificate", "ca_private_key"))])
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     module.run(run, module)

@@ -54,7 +54,7 @@ def lab(tmp_path, request):
         _lab("down", "--dir", str(lab_dir))
 
 
-def _provision(lab_dir, tmp_path, name, inventory="pis.ini", *extra):
+def _provision(lab_dir, tmp_path, name, inventory="pis.ini", *extra, playbook="provision.yml"):
     runs_file = tmp_path / f"{name}-runs.json"
     env = dict(
         os.environ,
@@ -69,7 +69,7 @@ def _provision(lab_dir, tmp_path, name, inventory="pis.ini", *extra):
     )
     start = time.monotonic()
     proc = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "provision.yml", "-i", inventory, *extra],
+        [os.path.join(BIN, "ansible-playbook"), playbook, "-i", inventory, *extra],
         cwd=lab_dir, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )
     elapsed = time.monotonic() - start
@@ -228,3 +228,58 @@ def test_readme_real_fleet_example(lab, tmp_path):
     assert converged.returncode == 0, converged.stdout[-6000:]
     assert all(r["changed"] == 0 and r["failed"] == 0 for r in _recap(converged.stdout).values()), converged.stdout[-6000:]
     assert _report(converged.stdout).count("verify=SKIPPED (check mode)") == 2, converged.stdout[-4000:]
+
+
+def _device_client_verify(info, certificate, key, thing, tmp_path):
+    """The collection's device client on the host, with a given identity, against the lab's broker."""
+    config = tmp_path / f"{thing}-client.json"
+    config.write_text(json.dumps(dict(host=info["mqtt"]["host"], port=info["mqtt"]["host_port"], thing_name=thing,
+                                      certificate=str(certificate), private_key=str(key),
+                                      root_ca=info["paths"]["lab_root_ca"])))
+    proc = subprocess.run([sys.executable, str(ROOT / "roles" / "device" / "files" / "iotfleet_device_client.py"),
+                           "--config", str(config), "verify", "--timeout", "10"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.molecule
+@pytest.mark.parametrize("lab", [2], indirect=True)
+def test_decommission_leaves_no_usable_identity_and_no_orphan(lab, tmp_path):
+    lab_dir, info = lab
+    first, _runs, _s = _provision(lab_dir, tmp_path, "provision")
+    assert first.returncode == 0, first.stdout[-6000:]
+    gone, kept = info["pis"][1]["name"], info["pis"][0]["name"]
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for name in ("certificate.pem", "private.key"):   # what a thief of the Pi would hold
+        (saved / name).write_bytes((lab_dir / "pki" / "devices" / gone / name).read_bytes())
+    assert _device_client_verify(info, saved / "certificate.pem", saved / "private.key", gone, tmp_path)["ok"]
+
+    (lab_dir / "decommission.yml").write_text(
+        "---\n- name: Decommission Pis\n  ansible.builtin.import_playbook: iotfleet.aws.decommission\n")
+    run, _runs, _s = _provision(lab_dir, tmp_path, "decommission", "pis.ini", "--limit", gone, playbook="decommission.yml")
+    out = _report(run.stdout)
+    assert run.returncode == 0, run.stdout[-6000:]
+    assert re.search(rf"{gone}: thing={gone} certificates=[0-9a-f]{{64}} registry_thing=deleted controller=\S+/pki/retired/{gone}-\S+ "
+                     r"pi=wiped", out), run.stdout[-4000:]
+
+    # the stolen identity is refused; the registry holds no orphan; the other Pi is untouched
+    refused = _device_client_verify(info, saved / "certificate.pem", saved / "private.key", gone, tmp_path)
+    assert not refused["ok"] and refused["step"] in ("auth", "tls"), refused
+    iot = _iot(info)
+    assert [t["thingName"] for t in iot.list_things()["things"]] == [kept]
+    principals = iot.list_thing_principals(thingName=kept)["principals"]
+    assert [c["certificateArn"] for c in iot.list_certificates()["certificates"]] == principals
+    assert iot.list_targets_for_policy(policyName="iotfleet-device")["targets"] == principals
+    assert not (lab_dir / "pki" / "devices" / gone).exists()
+    (archived,) = list((lab_dir / "pki" / "retired").iterdir())
+    assert sorted(p.name for p in archived.iterdir()) == ["certificate.pem"]
+    port = info["pis"][1]["port"]
+    ls = subprocess.run(["ssh", "-i", info["ssh"]["private_key"], "-p", str(port), "-o", "StrictHostKeyChecking=no",
+                         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "pi@127.0.0.1",
+                         "test -e /etc/iotfleet && echo present || echo absent"], capture_output=True, text=True, timeout=60)
+    assert ls.stdout.strip() == "absent", ls
+
+    again, _runs, _s = _provision(lab_dir, tmp_path, "decommission-again", "pis.ini", "--limit", gone,
+                                  playbook="decommission.yml")
+    assert again.returncode == 0 and all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]

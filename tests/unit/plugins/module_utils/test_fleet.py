@@ -255,3 +255,39 @@ def test_a_bad_device_fails_alone_named_by_its_host_before_any_write(fleet, boto
 def test_two_hosts_for_one_thing_stop_the_fleet_naming_both():
     with pytest.raises(Exception, match="hosts a.lan and b.lan both map to the thing name 'pi'"):
         validate_devices([dict(host="a.lan", thing_name="pi"), dict(host="b.lan", thing_name="pi")])
+
+
+@pytest.mark.parametrize("mode", ["delete", "revoke"])
+def test_retire_leaves_no_usable_identity_and_no_orphan(fleet, boto3_iot, tmp_path, mode):
+    from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_fleet
+    client, counter, spec = fleet
+    registered = ensure_fleet(client, spec(2))
+    gone, kept = registered["devices"]
+    retire_spec = FleetSpec(validate_devices([dict(thing_name=gone["thing_name"])]), None, None, str(tmp_path / "pki"))
+
+    predicted = retire_fleet(client, retire_spec, certificates=mode, check_mode=True)
+    assert predicted["changed"] and (tmp_path / "pki" / "devices" / gone["thing_name"]).exists()
+    assert boto3_iot.describe_thing(thingName=gone["thing_name"])
+
+    result = retire_fleet(client, retire_spec, certificates=mode)
+    device = result["devices"][0]
+    assert result["failed_devices"] == [] and device["retired_certificates"] == [gone["certificate_id"]]
+    assert device["thing_deleted"] and device["archived_to"]
+    archive = tmp_path / "pki" / "retired"
+    (archived,) = list(archive.iterdir())
+    assert sorted(p.name for p in archived.iterdir()) == ["certificate.pem"]   # the key is destroyed
+    assert oct(archive.stat().st_mode & 0o777) == "0o700"
+    things = [t["thingName"] for t in boto3_iot.list_things()["things"]]
+    assert things == [kept["thing_name"]]
+    certificates = {c["certificateId"]: c["status"] for c in boto3_iot.list_certificates()["certificates"]}
+    if mode == "delete":
+        assert gone["certificate_id"] not in certificates
+    else:
+        assert certificates[gone["certificate_id"]] == "REVOKED"
+        arn = gone["certificate_arn"]
+        assert boto3_iot.list_attached_policies(target=arn)["policies"] == []
+        assert boto3_iot.list_principal_things(principal=arn)["things"] == []
+    assert certificates[kept["certificate_id"]] == "ACTIVE"
+
+    again = retire_fleet(client, retire_spec, certificates=mode)
+    assert not again["changed"] and again["failed_devices"] == []
