@@ -8,9 +8,9 @@
 Every AWS IoT call of every module goes through :class:`IoTClient`:
 
 * retries with jittered backoff (amazon.aws ``AWSRetry``), ``ThrottlingException`` included;
-* an outage of the endpoint (connection refused or timed out) is waited out with backoff for up to
-  ``outage_seconds`` (default 90): AWSRetry retries error *responses*, botocore's own retries give
-  up on a dead endpoint after ~12 s;
+* an outage of the endpoint (connection refused, broken or timed out) is waited out with backoff for
+  up to ``outage_seconds`` (default 90): AWSRetry retries error *responses*, botocore's own retries
+  give up on a dead endpoint after ~12 s;
 * an optional shared :class:`RateLimiter` that every HTTP attempt passes through
   (registered on botocore's ``before-send`` event, so retries are paced too);
 * one error translation: boto errors become :class:`IoTAWSError`, and ``get()``/``delete()``
@@ -173,16 +173,18 @@ def retry_decorator(retries=10, delay=0.5, max_delay=20.0):
 
 
 DEFAULT_OUTAGE_SECONDS = 90.0
-# Read-only calls may also be retried after the request was sent (a lost response repeats nothing).
 _READ_PREFIXES = ("describe_", "list_", "get_")
 
 
 def _connection_failure(exception, operation):
-    """True when the endpoint could not be reached: safe to try again after a pause."""
-    if isinstance(exception, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)):
-        return True
-    return operation.startswith(_READ_PREFIXES) and isinstance(
-        exception, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError))
+    """True when the endpoint could not be reached or the connection broke: try again after a pause.
+
+    The same errors botocore's standard retry mode treats as transient for every operation. A write
+    whose response was lost may have happened: the ensure functions converge on a repeat
+    (ResourceAlreadyExists re-reads, identical CreateThing, attachments are idempotent).
+    """
+    return isinstance(exception, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
+                                  botocore.exceptions.ConnectionClosedError, botocore.exceptions.ReadTimeoutError))
 
 
 class IoTClient:

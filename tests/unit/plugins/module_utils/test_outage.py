@@ -46,9 +46,10 @@ def test_an_outage_longer_than_the_bound_fails_saying_so():
     assert 0.9 <= time.monotonic() - started < 10
 
 
-def test_only_calls_that_cannot_have_happened_are_repeated():
+def test_connection_errors_are_transient_answers_are_not():
     refused = botocore.exceptions.EndpointConnectionError(endpoint_url="http://x")
     lost = botocore.exceptions.ReadTimeoutError(endpoint_url="http://x")
-    assert _connection_failure(refused, "register_certificate")
-    assert _connection_failure(lost, "describe_certificate")
-    assert not _connection_failure(lost, "register_certificate")   # it may have been registered
+    answered = botocore.exceptions.ClientError({"Error": {"Code": "InvalidRequestException"}}, "CreateThing")
+    assert _connection_failure(refused, "register_certificate") and _connection_failure(lost, "describe_certificate")
+    assert _connection_failure(lost, "register_certificate")   # the ensure functions converge on a repeat
+    assert not _connection_failure(answered, "create_thing")
