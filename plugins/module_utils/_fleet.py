@@ -78,6 +78,7 @@ class FleetSpec:
         exclusive=False,
         register_with_ca=True,
         registration="api",
+        retire_certificates="delete",
     ):
         if registration not in REGISTRATIONS:
             raise IoTFleetError(f"registration must be one of {', '.join(REGISTRATIONS)}, got {registration!r}.")
@@ -95,6 +96,7 @@ class FleetSpec:
         self.exclusive = exclusive
         self.register_with_ca = register_with_ca
         self.registration = registration
+        self.retire_certificates = retire_certificates
 
 
 def validate_devices(devices):
@@ -368,7 +370,25 @@ def ensure_device(client, spec, device, check_mode=False):
         elif status not in ("ACTIVE", "REVOKED"):
             outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE", check_mode=check_mode)
         elif status == "REVOKED":
-            check_transition(outcome.values["certificate_id"], status, "ACTIVE")   # REVOKED is final: raises
+            # recovery: a revoked identity is replaced (new key in controller mode), never reused
+            if spec.key_mode == "device":
+                check_transition(outcome.values["certificate_id"], status, "ACTIVE")   # raises, with the reason
+            if check_mode:
+                result["changes"] += ["key", "certificate", "certificate registration", "thing principal"]
+                result["certificate_id"] = None
+                result["certificate_arn"] = None
+                result["superseded_certificates"] = [outcome.values["certificate_id"]]
+                result["changed"] = True
+                return result
+            revoked = outcome.values["certificate_id"]
+            _retire_certificate(client, spec, revoked, check_mode=False)   # dead already: no detach may wait
+            result["superseded_certificates"] = [revoked]
+            _archive_identity(spec, thing_name)
+            cert, _changed, changes = ensure_device_identity(spec, thing_name)
+            result["changes"] += ["replaced revoked certificate"] + changes
+            client = FreshCertificateClient(client, _x509.certificate_id(cert))
+            outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE")
+            fresh = True
         result["certificate_id"] = outcome.values["certificate_id"]
         cert_arn = outcome.values.get("certificate_arn")
         if outcome.changed:
@@ -387,6 +407,7 @@ def ensure_device(client, spec, device, check_mode=False):
         check_mode=check_mode,
     )
     result["thing_arn"] = outcome.values.get("thing_arn")
+    thing_created = outcome.changed and not outcome.before
     if outcome.changed:
         result["changes"].append("thing")
 
@@ -403,17 +424,59 @@ def ensure_device(client, spec, device, check_mode=False):
         outcome = ensure_thing_principal(client, thing_name, cert_arn, exclusive=spec.exclusive, check_mode=check_mode)
         if outcome.changed:
             result["changes"].append("thing principal")
+        if cert is not None and fresh and not thing_created:
+            # one live identity per device: a certificate this run replaced is retired now
+            superseded = _retire_others(client, spec, thing_name, cert_arn, check_mode)
+            if superseded:
+                result["superseded_certificates"] = result.get("superseded_certificates", []) + superseded
+                result["changes"].append("retired superseded certificates")
     result["changed"] = bool(result["changes"]) or changed
     return result
+
+
+def _retire_others(client, spec, thing_name, keep_arn, check_mode):
+    """Retire (INACTIVE, detach, delete or REVOKE) every other certificate attached to the thing."""
+    retired = []
+    for arn in client.paginate("list_thing_principals", "principals", thingName=thing_name):
+        if arn == keep_arn or ":cert/" not in arn:
+            continue
+        cert_id = arn.rsplit("/", 1)[-1]
+        if _retire_certificate(client, spec, cert_id, check_mode):
+            retired.append(cert_id)
+    return retired
+
+
+def _retire_certificate(client, spec, certificate_id, check_mode):
+    """INACTIVE, detached from policies and things, then deleted or REVOKED (spec.retire_certificates)."""
+    if spec.retire_certificates == "delete":
+        return remove_certificate(client, certificate_id=certificate_id, force=True, check_mode=check_mode).changed
+    return _revoke_and_detach(client, certificate_id, check_mode)
+
+
+def _archive_identity(spec, thing_name):
+    """Move a replaced identity's controller files aside (``pki/retired/``), the key destroyed."""
+    directory = device_dir(spec.pki_dir, thing_name)
+    if not os.path.isdir(directory):
+        return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    archive = os.path.join(spec.pki_dir, "retired", f"{thing_name}-{stamp}")
+    key_path = os.path.join(directory, KEY_FILE)
+    if os.path.exists(key_path):
+        os.remove(key_path)
+    _makedirs_private(os.path.dirname(archive))
+    os.rename(directory, archive)
+    return archive
 
 
 RETIRE_MODES = ("delete", "revoke")
 
 
-def retire_device(client, spec, device, certificates="delete", check_mode=False):
+
+def retire_device(client, spec, device, check_mode=False):
     """Decommission one device: every certificate attached to its thing (and the one on the
     controller, so a rerun finishes a half-done retirement) INACTIVE, detached from policies and
-    things, then deleted (waiting for the asynchronous detach) or REVOKED; the thing deleted; the
+    things, then deleted (waiting for the asynchronous detach) or REVOKED (``spec.retire_certificates``);
+    the thing deleted; the
     controller's files moved to ``pki/retired/<thing>-<UTC time>/`` with the private key destroyed
     (the certificate and CSR kept for audit). Idempotent: a retired device changes nothing.
     """
@@ -429,27 +492,15 @@ def retire_device(client, spec, device, certificates="delete", check_mode=False)
         except IoTFleetError:
             pass   # a damaged file names no certificate: the thing's principals still do
     for cert_id in sorted(ids):
-        if certificates == "delete":
-            outcome = remove_certificate(client, certificate_id=cert_id, force=True, check_mode=check_mode)
-            changed = outcome.changed
-        else:
-            changed = _revoke_and_detach(client, cert_id, check_mode)
-        if changed:
+        if _retire_certificate(client, spec, cert_id, check_mode):
             result["retired_certificates"].append(cert_id)
     if client.get("describe_thing", thingName=thing_name) is not None:
         result["thing_deleted"] = True
         if not check_mode:
             _retry_delete_thing(client, thing_name)
     if os.path.isdir(directory):
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        archive = os.path.join(spec.pki_dir, "retired", f"{thing_name}-{stamp}")
-        result["archived_to"] = archive
-        if not check_mode:
-            key_path = os.path.join(directory, KEY_FILE)
-            if os.path.exists(key_path):
-                os.remove(key_path)   # never left usable: the key goes, the certificate stays for audit
-            _makedirs_private(os.path.dirname(archive))
-            os.rename(directory, archive)
+        # never left usable: the key goes, the certificate stays for audit
+        result["archived_to"] = "(check mode)" if check_mode else _archive_identity(spec, thing_name)
     result["changed"] = bool(result["retired_certificates"] or result["thing_deleted"] or result["archived_to"])
     return result
 
@@ -496,7 +547,8 @@ def retire_fleet(client, spec, certificates="delete", workers=8, check_mode=Fals
     """:func:`retire_device` for every device, in a thread pool; a failure stays with its device."""
     if certificates not in RETIRE_MODES:
         raise IoTFleetError(f"certificates must be one of {', '.join(RETIRE_MODES)}, got {certificates!r}.")
-    return _per_device(spec, workers, lambda d: retire_device(client, spec, d, certificates, check_mode))
+    spec.retire_certificates = certificates
+    return _per_device(spec, workers, lambda d: retire_device(client, spec, d, check_mode))
 
 
 def ensure_fleet(client, spec, workers=8, check_mode=False):

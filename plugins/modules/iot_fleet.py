@@ -85,8 +85,15 @@ options:
     default: present
   retire_certificates:
     description:
-      - With O(state=absent), V(delete) removes the retired certificates from AWS IoT; V(revoke) keeps
-        them registered as REVOKED (detached from everything), for audit.
+      - How a retired certificate ends - V(delete) removes it from AWS IoT; V(revoke) keeps it
+        registered as REVOKED (detached from everything), for audit.
+      - With O(state=absent), every certificate of the device is retired.
+      - With O(state=present), a device that gets a new certificate (renewal within
+        O(renew_before_days), a damaged or replaced certificate file, recovery from a REVOKED one)
+        has every other certificate attached to its thing retired in the same run, so a thing never
+        keeps two live identities. A REVOKED certificate is replaced by a new key and certificate (key
+        mode V(controller); in key mode V(device) the Pi must make a new key) and its files move to
+        C(retired/) with the key destroyed.
     type: str
     choices: [delete, revoke]
     default: delete
@@ -361,6 +368,7 @@ def run(module):
         exclusive=p["exclusive"],
         register_with_ca=p["register_with_ca"],
         registration=p["registration"],
+        retire_certificates=p["retire_certificates"],
     )
     if jitp:
         # no AWS client at all: the devices register themselves on their first connect

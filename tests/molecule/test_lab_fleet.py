@@ -244,11 +244,26 @@ def _device_client_verify(info, certificate, key, thing, tmp_path):
 
 @pytest.mark.molecule
 @pytest.mark.parametrize("lab", [2], indirect=True)
-def test_decommission_leaves_no_usable_identity_and_no_orphan(lab, tmp_path):
+def test_recovery_then_decommission_leave_no_usable_identity_and_no_orphan(lab, tmp_path):
     lab_dir, info = lab
     first, _runs, _s = _provision(lab_dir, tmp_path, "provision")
     assert first.returncode == 0, first.stdout[-6000:]
     gone, kept = info["pis"][1]["name"], info["pis"][0]["name"]
+
+    # Recovery: the kept Pi's certificate is revoked and its thing deleted (as after a compromise);
+    # the next provision.yml gives it a new identity, retires the old one, and verifies it.
+    iot = _iot(info)
+    (old_arn,) = iot.list_thing_principals(thingName=kept)["principals"]
+    old_id = old_arn.rsplit("/", 1)[-1]
+    iot.update_certificate(certificateId=old_id, newStatus="REVOKED")
+    iot.detach_thing_principal(thingName=kept, principal=old_arn)
+    iot.delete_thing(thingName=kept)
+    recovered, _runs, _s = _provision(lab_dir, tmp_path, "recover")
+    assert recovered.returncode == 0, recovered.stdout[-6000:]
+    (new_arn,) = iot.list_thing_principals(thingName=kept)["principals"]
+    assert new_arn != old_arn and re.search(rf"{kept}: thing={kept} certificate={new_arn.rsplit('/', 1)[-1]} verify=OK",
+                                            _report(recovered.stdout)), recovered.stdout[-4000:]
+    assert old_id not in [c["certificateId"] for c in iot.list_certificates()["certificates"]]
     saved = tmp_path / "saved"
     saved.mkdir()
     for name in ("certificate.pem", "private.key"):   # what a thief of the Pi would hold
@@ -266,14 +281,13 @@ def test_decommission_leaves_no_usable_identity_and_no_orphan(lab, tmp_path):
     # the stolen identity is refused; the registry holds no orphan; the other Pi is untouched
     refused = _device_client_verify(info, saved / "certificate.pem", saved / "private.key", gone, tmp_path)
     assert not refused["ok"] and refused["step"] in ("auth", "tls"), refused
-    iot = _iot(info)
     assert [t["thingName"] for t in iot.list_things()["things"]] == [kept]
     principals = iot.list_thing_principals(thingName=kept)["principals"]
     assert [c["certificateArn"] for c in iot.list_certificates()["certificates"]] == principals
     assert iot.list_targets_for_policy(policyName="iotfleet-device")["targets"] == principals
     assert not (lab_dir / "pki" / "devices" / gone).exists()
-    (archived,) = list((lab_dir / "pki" / "retired").iterdir())
-    assert sorted(p.name for p in archived.iterdir()) == ["certificate.pem"]
+    archived = [p for p in (lab_dir / "pki" / "retired").iterdir() if p.name.startswith(f"{gone}-")]
+    assert len(archived) == 1 and sorted(p.name for p in archived[0].iterdir()) == ["certificate.pem"]
     port = info["pis"][1]["port"]
     ls = subprocess.run(["ssh", "-i", info["ssh"]["private_key"], "-p", str(port), "-o", "StrictHostKeyChecking=no",
                          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "pi@127.0.0.1",

@@ -291,3 +291,41 @@ def test_retire_leaves_no_usable_identity_and_no_orphan(fleet, boto3_iot, tmp_pa
 
     again = retire_fleet(client, retire_spec, certificates=mode)
     assert not again["changed"] and again["failed_devices"] == []
+
+
+def _principals(boto3_iot, thing):
+    return boto3_iot.list_thing_principals(thingName=thing)["principals"]
+
+
+def test_a_revoked_identity_is_replaced_and_retired(fleet, boto3_iot, tmp_path):
+    client, counter, spec = fleet
+    old = ensure_fleet(client, spec(1))["devices"][0]
+    old_key = (tmp_path / "pki" / "devices" / "pi-0" / "private.key").read_bytes()
+    boto3_iot.update_certificate(certificateId=old["certificate_id"], newStatus="REVOKED")   # key compromise
+
+    assert ensure_fleet(client, spec(1), check_mode=True)["devices"][0]["superseded_certificates"] == [old["certificate_id"]]
+    result = ensure_fleet(client, spec(1))
+    new = result["devices"][0]
+    assert result["failed_devices"] == [] and new["certificate_id"] != old["certificate_id"]
+    assert new["superseded_certificates"] == [old["certificate_id"]]
+    assert _principals(boto3_iot, "pi-0") == [new["certificate_arn"]]
+    assert boto3_iot.describe_certificate(certificateId=new["certificate_id"])["certificateDescription"]["status"] == "ACTIVE"
+    assert old["certificate_id"] not in [c["certificateId"] for c in boto3_iot.list_certificates()["certificates"]]
+    assert (tmp_path / "pki" / "devices" / "pi-0" / "private.key").read_bytes() != old_key   # a new key
+    (archived,) = list((tmp_path / "pki" / "retired").iterdir())
+    assert sorted(p.name for p in archived.iterdir()) == ["certificate.pem"]
+    assert not ensure_fleet(client, spec(1))["changed"]
+
+
+def test_a_damaged_certificate_file_never_leaves_two_live_identities(fleet, boto3_iot, tmp_path):
+    client, counter, spec = fleet
+    old = ensure_fleet(client, spec(1))["devices"][0]
+    (tmp_path / "pki" / "devices" / "pi-0" / "certificate.pem").write_text("overwritten by mistake\n")
+    result = ensure_fleet(client, spec(1))
+    new = result["devices"][0]
+    assert new["certificate_id"] != old["certificate_id"] and new["superseded_certificates"] == [old["certificate_id"]]
+    live = [arn for arn in _principals(boto3_iot, "pi-0")
+            if boto3_iot.describe_certificate(certificateId=arn.rsplit("/", 1)[-1])["certificateDescription"]["status"]
+            == "ACTIVE"]
+    assert live == [new["certificate_arn"]]
+    assert not ensure_fleet(client, spec(1))["changed"]
