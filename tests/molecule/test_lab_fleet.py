@@ -229,6 +229,15 @@ def test_readme_real_fleet_example(lab, tmp_path):
     assert all(r["changed"] == 0 and r["failed"] == 0 for r in _recap(converged.stdout).values()), converged.stdout[-6000:]
     assert _report(converged.stdout).count("verify=SKIPPED (check mode)") == 2, converged.stdout[-4000:]
 
+    # --tags verify reruns only the round trip; the report is also a JSON file beside the inventory
+    verify_only, _runs, _s = _provision(lab_dir, tmp_path, "readme-verify", "readme.ini", "--tags", "verify")
+    assert verify_only.returncode == 0, verify_only.stdout[-6000:]
+    assert "iotfleet.aws.registry" not in verify_only.stdout and "iotfleet.aws.device" not in verify_only.stdout
+    assert _report(verify_only.stdout).count("verify=OK") == 2, verify_only.stdout[-4000:]
+    report = json.loads((lab_dir / "iotfleet-report.json").read_text())
+    assert sorted(d["host"] for d in report["devices"]) == ["pi-garage.lan", "pi-kitchen.lan"]
+    assert all(d["verify_ok"] and d["verify_elapsed"] for d in report["devices"]) and report["finished"]
+
 
 def _device_client_verify(info, certificate, key, thing, tmp_path):
     """The collection's device client on the host, with a given identity, against the lab's broker."""
