@@ -195,14 +195,40 @@ def remove_certificate(client, certificate_pem=None, cert=None, certificate_id=N
     before = _facts(certificate_id, current_status, ca_id)
     if check_mode:
         return Outcome(True, before=before, after={}, **values)
-    if current_status == "ACTIVE":
+    _deactivate_and_detach(client, certificate_id, arn, current_status, policies, things)
+    _delete_after_detach(client, certificate_id, waited_for=things)
+    return Outcome(True, before=before, after={}, **values)
+
+
+def _deactivate_and_detach(client, certificate_id, arn, status, policies, things):
+    """The retirement order AWS wants: INACTIVE (REVOKED stays), then detach policies and things."""
+    if status == "ACTIVE":
         client.call("update_certificate", certificateId=certificate_id, newStatus="INACTIVE")
     for policy in policies:
         client.delete("detach_policy", policyName=policy, target=arn)
     for thing in things:
         client.delete("detach_thing_principal", thingName=thing, principal=arn)
-    _delete_after_detach(client, certificate_id, waited_for=things)
-    return Outcome(True, before=before, after={}, **values)
+
+
+def revoke_certificate(client, certificate_id, check_mode=False):
+    """Retire a certificate but keep it registered for audit: INACTIVE, detached, REVOKED.
+
+    Returns True when something changed (a REVOKED, detached certificate is left alone).
+    """
+    current = client.get("describe_certificate", certificateId=certificate_id)
+    if current is None:
+        return False
+    description = current.get("certificateDescription") or {}
+    arn, status = description["certificateArn"], description.get("status")
+    policies = [p["policyName"] for p in client.paginate("list_attached_policies", "policies", target=arn)]
+    things = client.paginate("list_principal_things", "things", principal=arn)
+    if status == "REVOKED" and not policies and not things:
+        return False
+    if not check_mode:
+        _deactivate_and_detach(client, certificate_id, arn, status, policies, things)
+        if status != "REVOKED":
+            client.call("update_certificate", certificateId=certificate_id, newStatus="REVOKED")
+    return True
 
 
 DETACH_WAIT_SECONDS = 60.0

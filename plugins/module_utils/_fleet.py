@@ -38,6 +38,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import en
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import ensure_certificate
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import check_transition
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import remove_certificate
+from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import revoke_certificate
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
@@ -450,7 +451,7 @@ def _retire_certificate(client, spec, certificate_id, check_mode):
     """INACTIVE, detached from policies and things, then deleted or REVOKED (spec.retire_certificates)."""
     if spec.retire_certificates == "delete":
         return remove_certificate(client, certificate_id=certificate_id, force=True, check_mode=check_mode).changed
-    return _revoke_and_detach(client, certificate_id, check_mode)
+    return revoke_certificate(client, certificate_id, check_mode=check_mode)
 
 
 def _archive_identity(spec, thing_name):
@@ -503,30 +504,6 @@ def retire_device(client, spec, device, check_mode=False):
         result["archived_to"] = "(check mode)" if check_mode else _archive_identity(spec, thing_name)
     result["changed"] = bool(result["retired_certificates"] or result["thing_deleted"] or result["archived_to"])
     return result
-
-
-def _revoke_and_detach(client, certificate_id, check_mode):
-    """INACTIVE -> detach policies and things -> REVOKED (kept registered for audit)."""
-    current = client.get("describe_certificate", certificateId=certificate_id)
-    if current is None:
-        return False
-    description = current.get("certificateDescription") or {}
-    arn, status = description["certificateArn"], description.get("status")
-    policies = [p["policyName"] for p in client.paginate("list_attached_policies", "policies", target=arn)]
-    things = client.paginate("list_principal_things", "things", principal=arn)
-    if status == "REVOKED" and not policies and not things:
-        return False
-    if check_mode:
-        return True
-    if status == "ACTIVE":
-        client.call("update_certificate", certificateId=certificate_id, newStatus="INACTIVE")
-    for policy in policies:
-        client.delete("detach_policy", policyName=policy, target=arn)
-    for thing in things:
-        client.delete("detach_thing_principal", thingName=thing, principal=arn)
-    if status != "REVOKED":
-        client.call("update_certificate", certificateId=certificate_id, newStatus="REVOKED")
-    return True
 
 
 def _retry_delete_thing(client, thing_name, timeout=60.0):

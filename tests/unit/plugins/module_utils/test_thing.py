@@ -5,28 +5,7 @@ import pytest
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _thing
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
-
-
-class CountingClient:
-    """Wraps the collection's IoTClient and records the operations made (to count calls)."""
-
-    def __init__(self, client):
-        self._client = client
-        self.calls = []
-
-    def __getattr__(self, name):
-        method = getattr(self._client, name)
-        if name not in ("call", "get", "delete", "paginate"):
-            return method
-
-        def wrapper(operation, *args, **kwargs):
-            self.calls.append(operation)
-            return method(operation, *args, **kwargs)
-
-        return wrapper
-
-    def writes(self):
-        return [c for c in self.calls if not c.startswith(("describe_", "list_", "get_"))]
+from support.recorders import CountingClient
 
 
 def described(boto3_iot, name):

@@ -20,35 +20,9 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _thing_group a
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
+from support.recorders import CountingClient, NoCalls
 
 ARN = "arn:aws:iot:us-east-1:123456789012:thinggroup/"
-
-
-class CountingClient:
-    """Wraps the collection's IoTClient and records the operations made (to count calls)."""
-
-    def __init__(self, client):
-        self._client = client
-        self.calls = []
-
-    def __getattr__(self, name):
-        method = getattr(self._client, name)
-        if name not in ("call", "get", "delete", "paginate"):
-            return method
-
-        def wrapper(operation, *args, **kwargs):
-            self.calls.append(operation)
-            return method(operation, *args, **kwargs)
-
-        return wrapper
-
-    def writes(self):
-        return [c for c in self.calls if not c.startswith(("describe_", "list_", "get_"))]
-
-
-class NoCalls:
-    def __getattr__(self, item):
-        raise AssertionError(f"AWS was called: {item}")
 
 
 def described(boto3_iot, name):

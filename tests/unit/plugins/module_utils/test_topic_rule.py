@@ -5,15 +5,11 @@ import pytest
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _topic_rule
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from support.recorders import NoCalls
 
 ROLE = "arn:aws:iam::123456789012:role/iot-republish"
 ACTIONS = [{"republish": {"topic": "fleet/out", "roleArn": ROLE}}]
 SQL = "SELECT * FROM 'data/#'"
-
-
-class NoCalls:
-    def __getattr__(self, item):
-        raise AssertionError(f"AWS was called: {item}")
 
 
 def rule(boto3_iot, name):
