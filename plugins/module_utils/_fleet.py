@@ -472,7 +472,6 @@ def _archive_identity(spec, thing_name):
 RETIRE_MODES = ("delete", "revoke")
 
 
-
 def retire_device(client, spec, device, check_mode=False):
     """Decommission one device: every certificate attached to its thing (and the one on the
     controller, so a rerun finishes a half-done retirement) INACTIVE, detached from policies and

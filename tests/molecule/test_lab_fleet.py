@@ -303,7 +303,8 @@ def test_recovery_then_decommission_leave_no_usable_identity_and_no_orphan(lab, 
     port = info["pis"][1]["port"]
     ls = subprocess.run(["ssh", "-i", info["ssh"]["private_key"], "-p", str(port), "-o", "StrictHostKeyChecking=no",
                          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "pi@127.0.0.1",
-                         "test -e /etc/iotfleet && echo present || echo absent"], capture_output=True, text=True, timeout=60)
+                         "test -e /etc/iotfleet && echo present || echo absent"], capture_output=True, text=True, timeout=60,
+                        check=False)
     assert ls.stdout.strip() == "absent", ls
 
     again, _runs, _s = _provision(lab_dir, tmp_path, "decommission-again", "pis.ini", "--limit", gone,
