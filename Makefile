@@ -42,6 +42,8 @@ demo: lab-up
 	@echo "== second run: nothing may change (changed=0)"
 	set -o pipefail; $(LAB_ENV) && cd $(LAB_DIR) && ANSIBLE_CONFIG=$(LAB_DIR)/ansible.cfg ansible-playbook provision.yml -i pis.ini $(DEMO_EXTRA) | tee $(LAB_DIR)/second-run.log
 	@! grep -E 'changed=[1-9]' $(LAB_DIR)/second-run.log
+	@echo "== the report file (beside the inventory): $(LAB_DIR)/iotfleet-report.json"
+	@$(PY) -c 'import json,sys; r=json.load(open(sys.argv[1])); [print("  ", d["host"], d["thing_name"], d["certificate_id"], d["result"]) for d in r["devices"]]' $(LAB_DIR)/iotfleet-report.json
 	@echo "== demo done; 'make lab-down' removes the lab"
 
 test: venv unit integration sanity lint molecule
