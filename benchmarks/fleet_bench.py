@@ -604,9 +604,10 @@ def report(out, sizes, per_host_sizes, args):
     verdict(u["failed"] == 0 and u["throttled"] > 0,
             f"throttled without the client limiter: {u['throttled']} ThrottlingException answers retried, "
             f"failed devices {u['failed']}")
-    verdict(r["calls"]["writes"] == 0 and r["failed"] == 0 and r["changed"] == 0,
-            f"no-change rerun of {rn}: {r['calls']['writes']} writes, {r['calls']['reads'] / rn:.2f} reads/device, "
-            f"{r['wall']:.1f} s, changed devices {r['changed']}")
+    verdict(r["calls"]["writes"] == 0 and r["failed"] == 0 and r["changed"] == 0
+            and r["calls"]["reads"] / rn <= 1.1,
+            f"no-change rerun of {rn}: {r['calls']['writes']} writes, {r['calls']['reads'] / rn:.2f} reads/device "
+            f"(target <= 1.1: the registry read in pages), {r['wall']:.1f} s, changed devices {r['changed']}")
     for name, res in list(out["batched"].items()) + [("rerun", r), ("throttle", t), ("unpaced", u)]:
         if res["failed"]:
             print(f"  {name}: {res['failed']} failed, e.g. {res['failures']}")

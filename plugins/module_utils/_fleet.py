@@ -338,17 +338,80 @@ def ensure_device_jitp(spec, device, check_mode=False):
     )
 
 
-def ensure_device(client, spec, device, check_mode=False):
+BULK_READ_MIN_DEVICES = 50
+
+
+class RegistrySnapshot:
+    """The registry read in pages once for a whole fleet (``ensure_fleet`` with many devices):
+    things (ListThings), the fleet CA's certificates (ListCertificatesByCA) and the policy's
+    targets (ListTargetsForPolicy). A rerun then costs one read per device (the certificate's
+    things) instead of four. Taken at the start of the run; writes go to AWS as always.
+    """
+
+    def __init__(self, client, spec):
+        # the largest pages AWS serves (250) for all three listings
+        self.things = {t["thingName"]: t for t in client.paginate("list_things", "things", maxResults=250)}
+        self.ca_id = _x509.certificate_id(spec.ca_cert) if spec.register_with_ca else None
+        self.certificates = {}
+        if self.ca_id:
+            for c in client.paginate("list_certificates_by_ca", "certificates", caCertificateId=self.ca_id,
+                                     pageSize=250):
+                self.certificates[c["certificateId"]] = c
+        self.policy = spec.policy_name
+        self.targets = set(client.paginate("list_targets_for_policy", "targets", policyName=self.policy,
+                                           pageSize=250)) if self.policy else set()
+
+    def thing(self, name):
+        """A describe_thing answer from the listing (no thingId), or None when the thing does not exist."""
+        item = self.things.get(name)
+        if item is None:
+            return None
+        return dict(thingName=name, thingArn=item.get("thingArn"), thingTypeName=item.get("thingTypeName"),
+                    attributes=item.get("attributes") or {}, version=item.get("version"))
+
+
+class SnapshotClient:
+    """The fleet's client answering, from a :class:`RegistrySnapshot`, the reads the snapshot holds:
+    ``describe_certificate`` of the fleet CA's certificates and ``list_attached_policies`` as far
+    as the fleet's policy goes. Everything else (all writes) goes to the real client."""
+
+    def __init__(self, client, snapshot):
+        self._client = client
+        self._snapshot = snapshot
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def get(self, operation, **kwargs):
+        if operation == "describe_certificate":
+            item = self._snapshot.certificates.get(kwargs.get("certificateId"))
+            if item is not None:
+                return {"certificateDescription": dict(
+                    certificateArn=item["certificateArn"], certificateId=item["certificateId"],
+                    status=item.get("status"), caCertificateId=self._snapshot.ca_id)}
+        return self._client.get(operation, **kwargs)
+
+    def paginate(self, operation, result_key, **kwargs):
+        if operation == "list_attached_policies" and self._snapshot.policy:
+            attached = kwargs.get("target") in self._snapshot.targets
+            return [{"policyName": self._snapshot.policy}] if attached else []
+        return self._client.paginate(operation, result_key, **kwargs)
+
+
+def ensure_device(client, spec, device, check_mode=False, snapshot=None):
     """Everything for one device; returns its result dict (no secrets).
 
     Calls per device: a new device (key and certificate made now) DescribeThing and 4 writes;
     an unchanged device 4 reads (DescribeCertificate, DescribeThing, ListAttachedPolicies of
-    its certificate, ListPrincipalThings of its certificate) and no write.
+    its certificate, ListPrincipalThings of its certificate) and no write - or, with a
+    ``snapshot`` of the registry (large fleets), only ListPrincipalThings.
     """
     if spec.registration == "jitp":
         return ensure_device_jitp(spec, device, check_mode=check_mode)
     thing_name = device["thing_name"]
     result = dict(host=device["host"], thing_name=thing_name, changed=False, changes=[], failed=False)
+    if snapshot is not None:
+        client = SnapshotClient(client, snapshot)
     cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
     result["changes"].extend(changes)
     result["certificate_path"] = os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE)
@@ -406,6 +469,7 @@ def ensure_device(client, spec, device, check_mode=False):
         purge_attributes=spec.purge_attributes,
         thing_type=spec.thing_type,
         check_mode=check_mode,
+        current=snapshot.thing(thing_name) if snapshot is not None else None,
     )
     result["thing_arn"] = outcome.values.get("thing_arn")
     thing_created = outcome.changed and not outcome.before
@@ -536,7 +600,11 @@ def ensure_fleet(client, spec, workers=8, check_mode=False):
     """
     if spec.policy_name:
         validate_policy_name(spec.policy_name)
-    result = _per_device(spec, workers, lambda d: ensure_device(client, spec, d, check_mode=check_mode))
+    snapshot = None
+    if spec.registration == "api" and len(spec.devices) >= BULK_READ_MIN_DEVICES:
+        snapshot = RegistrySnapshot(client, spec)   # a few pages instead of three reads per device
+    result = _per_device(spec, workers, lambda d: ensure_device(client, spec, d, check_mode=check_mode,
+                                                                snapshot=snapshot))
     result["quarantined_devices"] = [r["host"] for r in result["devices"] if r.get("quarantined")]
     return result
 

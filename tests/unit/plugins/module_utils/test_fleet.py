@@ -329,3 +329,31 @@ def test_a_damaged_certificate_file_never_leaves_two_live_identities(fleet, boto
             == "ACTIVE"]
     assert live == [new["certificate_arn"]]
     assert not ensure_fleet(client, spec(1))["changed"]
+
+
+def test_a_large_fleet_reruns_on_about_one_read_per_device(fleet, boto3_iot):
+    """From BULK_READ_MIN_DEVICES devices on, the registry is read in pages (things, the CA's
+    certificates, the policy's targets): a no-change rerun costs ~1 read per device, 0 writes,
+    and a change made behind the module's back is still found and repaired."""
+    from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import BULK_READ_MIN_DEVICES
+    client, counter, spec = fleet
+    n = BULK_READ_MIN_DEVICES + 10
+    first = ensure_fleet(client, spec(n), workers=4)
+    assert first["failed_devices"] == []
+    counter.reset()
+    again = ensure_fleet(client, spec(n), workers=4)
+    snap = counter.snapshot()
+    assert not again["changed"] and snap["writes"] == 0
+    reads = sum(snap["calls"].values())
+    # measured: ListPrincipalThings 60, ListThings 2 pages, ListCertificatesByCA 1, ListTargetsForPolicy 1
+    assert reads <= 1.1 * n, snap["calls"]
+    assert snap["calls"].get("DescribeCertificate", 0) == 0 and snap["calls"].get("DescribeThing", 0) == 0
+
+    victim = first["devices"][7]
+    boto3_iot.detach_policy(policyName=POLICY, target=victim["certificate_arn"])
+    boto3_iot.update_thing(thingName=victim["thing_name"], attributePayload={"attributes": {"room": "moved"}})
+    repaired = ensure_fleet(client, spec(n), workers=4)
+    changed = [d["thing_name"] for d in repaired["devices"] if d["changed"]]
+    assert changed == [victim["thing_name"]]
+    assert [p["policyName"] for p in boto3_iot.list_attached_policies(target=victim["certificate_arn"])["policies"]] == [POLICY]
+    assert boto3_iot.describe_thing(thingName=victim["thing_name"])["attributes"]["room"] == "7"
