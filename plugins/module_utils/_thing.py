@@ -45,31 +45,37 @@ def attribute_value(value):
     return str(value)
 
 
-def normalize_attributes(attributes):
+def normalize_attributes(attributes, what="thing", limit=None):
     """Validate a desired ``attributes`` dict; return it with string values (None stays None).
 
     A value of ``""`` (or None) means "this attribute must not exist", as in AWS's merge.
+    ``what`` names the owner in messages (``thing``, ``thing group``); ``limit`` is its attribute
+    cap (default: a thing's, MAX_ATTRIBUTES).
     """
+    limit = MAX_ATTRIBUTES if limit is None else limit
     if attributes is None:
         return None
     if not isinstance(attributes, dict):
-        raise IoTFleetError(f"Thing attributes must be a dict, got {type(attributes).__name__}.")
+        raise IoTFleetError(f"{what.capitalize()} attributes must be a dict, got {type(attributes).__name__}.")
     result = {}
     for name, value in attributes.items():
         if not isinstance(name, str) or not ATTRIBUTE_NAME_RE.match(name):
             raise IoTFleetError(
-                f"Invalid thing attribute name {name!r}: AWS IoT allows 1-128 characters from " "[a-zA-Z0-9_.,@/:#-]."
+                f"Invalid {what} attribute name {name!r}: AWS IoT allows 1-128 characters from [a-zA-Z0-9_.,@/:#-]."
             )
+        if isinstance(value, (dict, list)):
+            raise IoTFleetError(f"{what.capitalize()} attribute values must be scalars; {name!r} is a "
+                                f"{type(value).__name__}.")
         text = attribute_value(value)
         if not ATTRIBUTE_VALUE_RE.match(text):
             raise IoTFleetError(
-                f"Invalid value for thing attribute {name!r}: AWS IoT allows up to 800 characters from "
+                f"Invalid value for {what} attribute {name!r}: AWS IoT allows up to 800 characters from "
                 r"[a-zA-Z0-9_.,@/:#=[]-] (no spaces)."
             )
         result[name] = text
     count = len([v for v in result.values() if v != ""])
-    if count > MAX_ATTRIBUTES:
-        raise IoTFleetError(f"A thing can have at most {MAX_ATTRIBUTES} attributes, {count} were given.")
+    if count > limit:
+        raise IoTFleetError(f"A {what} can have at most {limit} attributes, {count} were given.")
     return result
 
 

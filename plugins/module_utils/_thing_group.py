@@ -30,11 +30,9 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
-from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ATTRIBUTE_NAME_RE
-from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ATTRIBUTE_VALUE_RE
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import apply_attribute_changes
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import attribute_changes
-from ansible_collections.iotfleet.aws.plugins.module_utils._thing import attribute_value
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing import normalize_attributes
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing_type import validate_description
 
 THING_GROUP_NAME_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
@@ -62,30 +60,7 @@ def validate_parent(parent):
 
 def normalize_group_attributes(attributes):
     """Validate a desired ``attributes`` dict; string values, ``""`` = must not exist, None stays None."""
-    if attributes is None:
-        return None
-    if not isinstance(attributes, dict):
-        raise IoTFleetError(f"Thing group attributes must be a dict, got {type(attributes).__name__}.")
-    result = {}
-    for name, value in attributes.items():
-        if not isinstance(name, str) or not ATTRIBUTE_NAME_RE.match(name):
-            raise IoTFleetError(
-                f"Invalid thing group attribute name {name!r}: AWS IoT allows 1-128 characters from "
-                "[a-zA-Z0-9_.,@/:#-]."
-            )
-        if isinstance(value, (dict, list)):
-            raise IoTFleetError(f"Thing group attribute values must be scalars; {name!r} is a {type(value).__name__}.")
-        text = attribute_value(value)
-        if not ATTRIBUTE_VALUE_RE.match(text):
-            raise IoTFleetError(
-                f"Invalid value for thing group attribute {name!r}: AWS IoT allows up to 800 characters from "
-                r"[a-zA-Z0-9_.,@/:#=[]-] (no spaces)."
-            )
-        result[name] = text
-    count = len([v for v in result.values() if v != ""])
-    if count > MAX_GROUP_ATTRIBUTES:
-        raise IoTFleetError(f"A thing group can have at most {MAX_GROUP_ATTRIBUTES} attributes, {count} were given.")
-    return result
+    return normalize_attributes(attributes, what="thing group", limit=MAX_GROUP_ATTRIBUTES)
 
 
 def validate_query(query_string, index_name, query_version):
