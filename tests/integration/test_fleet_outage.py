@@ -16,7 +16,7 @@ from botocore.config import Config
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient, RateLimiter
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec, ensure_fleet, validate_devices
-from support.iotcore import CREDENTIALS, REGION
+from support.iotcore import CREDENTIALS, REGION, register_ca_certificate
 from support.proxy import Forwarder
 
 pytestmark = pytest.mark.integration
@@ -26,10 +26,7 @@ OUTAGE = 30.0
 
 def test_a_30s_outage_during_registration_fails_no_device(moto, boto3_iot, tmp_path):
     ca_cert, ca_key = _x509.create_ca("Outage fleet CA")
-    code = boto3_iot.get_registration_code()["registrationCode"]
-    boto3_iot.register_ca_certificate(
-        caCertificate=_x509.certificate_pem(ca_cert), setAsActive=True,
-        verificationCertificate=_x509.certificate_pem(_x509.verification_certificate(ca_cert, ca_key, code)))
+    register_ca_certificate(boto3_iot, ca_cert, ca_key)
     boto3_iot.create_policy(policyName="fleet", policyDocument='{"Version": "2012-10-17", "Statement": []}')
 
     proxy = Forwarder(moto.api_port)

@@ -91,6 +91,16 @@ def allow(actions, *resources: str, effect: str = "Allow") -> dict:
     return {"Effect": effect, "Action": actions, "Resource": [f"arn:aws:iot:*:*:{r}" for r in resources]}
 
 
+def register_ca_certificate(iot, ca_cert, ca_key, active=True, **extra):
+    """Register a CA as AWS wants it (DEFAULT mode): with a verification certificate whose CN is
+    this account's registration code, signed by the CA key. ``iot`` is a boto3 IoT client."""
+    x = x509_helpers()
+    code = iot.get_registration_code()["registrationCode"]
+    verification = x.verification_certificate(ca_cert, ca_key, code)
+    return iot.register_ca_certificate(caCertificate=x.certificate_pem(ca_cert), setAsActive=active,
+                                       verificationCertificate=x.certificate_pem(verification), **extra)
+
+
 def x509_helpers():
     """The collection's X.509 helpers (plugins/module_utils/_x509.py)."""
     from ansible_collections.iotfleet.aws.plugins.module_utils import _x509 as module
@@ -226,15 +236,11 @@ class IoTCore:
     def register_ca(self, ca: CA | None = None, *, active: bool = True, auto_registration: bool = False,
                     registration_config: dict | None = None) -> CA:
         """Register a CA (a new one unless given) with a verification certificate made for this account."""
-        x = x509_helpers()
         ca = ca or self.new_ca()
-        code = self.iot.get_registration_code()["registrationCode"]
-        verification = x.verification_certificate(ca.cert, ca.key, code)
-        kwargs = {"caCertificate": ca.pem, "verificationCertificate": x.certificate_pem(verification),
-                  "setAsActive": active, "allowAutoRegistration": auto_registration}
+        extra = {"allowAutoRegistration": auto_registration}
         if registration_config is not None:
-            kwargs["registrationConfig"] = registration_config
-        out = self.iot.register_ca_certificate(**kwargs)
+            extra["registrationConfig"] = registration_config
+        out = register_ca_certificate(self.iot, ca.cert, ca.key, active=active, **extra)
         ca.id, ca.arn = out["certificateId"], out["certificateArn"]
         return ca
 

@@ -15,6 +15,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _certificate a
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from support.iotcore import register_ca_certificate
 
 from test_ca_certificate import Recorder  # same directory (pytest puts it on sys.path)
 
@@ -39,10 +40,7 @@ def rec(iot_client):
 
 @pytest.fixture
 def registered_ca(ca, boto3_iot):
-    code = boto3_iot.get_registration_code()["registrationCode"]
-    verification = _x509.verification_certificate(ca[0], ca[1], code)
-    boto3_iot.register_ca_certificate(caCertificate=_x509.certificate_pem(ca[0]), setAsActive=True,
-                                      verificationCertificate=_x509.certificate_pem(verification))
+    register_ca_certificate(boto3_iot, ca[0], ca[1])
     return ca
 
 

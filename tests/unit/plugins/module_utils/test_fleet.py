@@ -24,6 +24,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FreshCe
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import is_write_operation
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
+from support.iotcore import register_ca_certificate
 
 POLICY = "fleet-device"
 FIRST_RUN = {"DescribeThing": 1, "RegisterCertificate": 1, "CreateThing": 1, "AttachPolicy": 1,
@@ -40,12 +41,7 @@ def fleet_ca():
 def fleet(boto3_iot, fleet_ca, tmp_path):
     """A moto account with the fleet CA registered and the policy; a counted, retried client."""
     ca_cert, ca_key = fleet_ca
-    code = boto3_iot.get_registration_code()["registrationCode"]
-    boto3_iot.register_ca_certificate(
-        caCertificate=_x509.certificate_pem(ca_cert),
-        verificationCertificate=_x509.certificate_pem(_x509.verification_certificate(ca_cert, ca_key, code)),
-        setAsActive=True,
-    )
+    register_ca_certificate(boto3_iot, ca_cert, ca_key)
     boto3_iot.create_policy(policyName=POLICY, policyDocument='{"Version": "2012-10-17", "Statement": []}')
     counter = ApiCallCounter().attach(boto3_iot)
     client = IoTClient(boto3_iot, retry=retry_decorator(retries=6, delay=0.01, max_delay=0.05))
