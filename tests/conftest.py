@@ -53,3 +53,20 @@ def iot_client(boto3_iot):
 
 def pretty(obj):
     return json.dumps(obj, indent=2, default=str)
+
+
+@pytest.fixture
+def stubbed():
+    """The collection's IoTClient over botocore's Stubber, for calls no server here implements
+    (dynamic thing groups, ...): ``(client, stubber)``; every queued answer must be used."""
+    import boto3
+    from botocore.config import Config
+    from botocore.stub import Stubber
+
+    from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient, retry_decorator
+
+    raw = boto3.client("iot", region_name=REGION, config=Config(retries={"max_attempts": 1}), **CREDENTIALS)
+    stubber = Stubber(raw)
+    with stubber:
+        yield IoTClient(raw, retry=retry_decorator(retries=1, delay=0.01)), stubber
+    stubber.assert_no_pending_responses()

@@ -10,16 +10,11 @@ that is not expected fails the test, which is how "nothing was written" is prove
 import datetime
 import json
 
-import boto3
 import pytest
-from botocore.config import Config
-from botocore.stub import Stubber
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _provisioning_template as _pt
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import dump_json
 
 ROLE = "arn:aws:iam::123456789012:role/iot-provisioning"
@@ -32,21 +27,6 @@ BODY = {
 }
 BODY2 = dict(BODY, Resources=dict(BODY["Resources"], extra={"Type": "AWS::IoT::Policy", "Properties": {}}))
 HOOK = {"targetArn": "arn:aws:lambda:us-east-1:123456789012:function:check", "payloadVersion": "2020-04-01"}
-
-
-@pytest.fixture
-def stubbed():
-    raw = boto3.client(
-        "iot",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1}),
-    )
-    stubber = Stubber(raw)
-    with stubber:
-        yield IoTClient(raw, retry=retry_decorator(retries=1, delay=0.01)), stubber
-    stubber.assert_no_pending_responses()
 
 
 def described(body=None, enabled=True, description="", hook=None, template_type="FLEET_PROVISIONING", role=ROLE):

@@ -11,15 +11,10 @@ It is NOT tested against a server.
 
 import datetime
 
-import boto3
 import pytest
-from botocore.config import Config
-from botocore.stub import Stubber
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _thing_group as _tg
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
 from support.recorders import CountingClient, NoCalls
 
 ARN = "arn:aws:iot:us-east-1:123456789012:thinggroup/"
@@ -313,21 +308,6 @@ def test_remove_keeps_the_things(iot_client, boto3_iot):
 # --- dynamic groups (Stubber: moto does not implement them) --------------------------------------
 
 QUERY = "attributes.site:lab-1"
-
-
-@pytest.fixture
-def stubbed():
-    raw = boto3.client(
-        "iot",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1}),
-    )
-    stubber = Stubber(raw)
-    with stubber:
-        yield IoTClient(raw, retry=retry_decorator(retries=1, delay=0.01)), stubber
-    stubber.assert_no_pending_responses()
 
 
 def dynamic(name="dyn", query=QUERY, version=1, description=None, attributes=None, status="ACTIVE"):

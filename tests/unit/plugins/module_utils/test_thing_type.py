@@ -5,15 +5,10 @@ answer as AWS does (the 5-minute refusal of DeleteThingType) with botocore's Stu
 
 import datetime
 
-import boto3
 import pytest
-from botocore.config import Config
-from botocore.stub import Stubber
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _thing_type as _tt
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
 from support.recorders import CountingClient, NoCalls
 
 ARN = "arn:aws:iot:us-east-1:123456789012:thingtype/"
@@ -211,21 +206,6 @@ def test_remove_refuses_with_things(iot_client, boto3_iot):
 
 
 # --- AWS's refusals moto does not make (Stubber) ----------------------------------------------
-
-
-@pytest.fixture
-def stubbed():
-    raw = boto3.client(
-        "iot",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1}),
-    )
-    stubber = Stubber(raw)
-    with stubber:
-        yield IoTClient(raw, retry=retry_decorator(retries=1, delay=0.01)), stubber
-    stubber.assert_no_pending_responses()
 
 
 def deprecated_type(deprecation_date=None):
