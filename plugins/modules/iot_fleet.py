@@ -167,6 +167,15 @@ options:
       - Throttling answers (C(ThrottlingException)) are retried with jittered backoff in any case.
     type: dict
     default: {}
+  rate_share:
+    description:
+      - The share of the AWS rates this run may use, 0 < V(rate_share) <= 1; every limit of
+        O(rate_limits) (and of the defaults) is multiplied by it.
+      - The limits are paced per process. Runs that share one AWS account and region at the same
+        time (job slices in AWX / Automation Platform, parallel controllers) each take their share,
+        for example V(0.25) with 4 slices, so that together they stay within the account's limits.
+    type: float
+    default: 1.0
 attributes:
   check_mode:
     support: full
@@ -316,7 +325,10 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import CRYPTOGR
 from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import HAS_CRYPTOGRAPHY
 
 
-def merged_rate_limits(overrides):
+def merged_rate_limits(overrides, share=1.0):
+    """The per-operation rates: the defaults, the user's overrides, times ``share`` (0 < share <= 1)."""
+    if not 0 < share <= 1:
+        raise IoTFleetError(f"rate_share must be greater than 0 and at most 1, got {share!r}.")
     rates = dict(DEFAULT_RATE_LIMITS)
     for operation, rate in (overrides or {}).items():
         try:
@@ -326,7 +338,7 @@ def merged_rate_limits(overrides):
         if rate < 0:
             raise IoTFleetError(f"rate_limits.{operation} must not be negative.")
         rates[operation] = rate
-    return {k: v for k, v in rates.items() if v}
+    return {k: v * share for k, v in rates.items() if v}
 
 
 def retire(module, p, devices, rates):
@@ -348,10 +360,10 @@ def run(module):
     if p["workers"] < 1:
         raise IoTFleetError("workers must be at least 1.")
     jitp = p["registration"] == "jitp"
-    rates = {} if jitp else merged_rate_limits(p["rate_limits"])
+    rates = {} if jitp else merged_rate_limits(p["rate_limits"], p["rate_share"])
     devices = validate_devices(p["devices"])
     if p["state"] == "absent":
-        return retire(module, p, devices, merged_rate_limits(p["rate_limits"]))
+        return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]))
     ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"])
     spec = FleetSpec(
         devices,
@@ -425,6 +437,7 @@ def main():
         registration=dict(type="str", choices=["api", "jitp"], default="api"),
         workers=dict(type="int", default=8),
         rate_limits=dict(type="dict", default={}),
+        rate_share=dict(type="float", default=1.0),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True,
                        required_if=[("state", "present", ("ca_certificate", "ca_private_key"))])

@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.modules import iot_fleet
 
 MODULE = iot_fleet.__file__
@@ -38,7 +39,7 @@ def _params(ca_files, pki_dir, **overrides):
         ca_certificate=ca_files[0], ca_private_key=ca_files[1], pki_dir=pki_dir,
         key_mode="controller", key_type="ec", certificate_days=3650, renew_before_days=30,
         policy_name="iotfleet-device", thing_type=None, purge_attributes=False, exclusive=False,
-        register_with_ca=True, registration="jitp", workers=8, rate_limits={}, state="present",
+        register_with_ca=True, registration="jitp", workers=8, rate_limits={}, rate_share=1.0, state="present",
         retire_certificates="delete",
     )
     params.update(overrides)
@@ -151,3 +152,19 @@ def test_module_process_jitp_sends_no_request_to_the_aws_endpoint(ca_files, tmp_
     api = _run_module(dict(args, registration="api"), tmp_path)
     assert api.get("failed") and "pi1.lan" in api["failed_devices"], api
     assert endpoint.requests and "recorded by the test" in api["msg"], (endpoint.requests, api["msg"])
+
+
+def test_rate_share_scales_every_limit():
+    full = iot_fleet.merged_rate_limits({"CreateThing": 20, "DescribeThing": 0})
+    half = iot_fleet.merged_rate_limits({"CreateThing": 20, "DescribeThing": 0}, 0.5)
+    assert full["CreateThing"] == 20 and "DescribeThing" not in full
+    assert set(half) == set(full)
+    assert all(half[op] == full[op] / 2 for op in full)
+
+
+@pytest.mark.parametrize("share", [0, -0.5, 1.5])
+def test_rate_share_out_of_range_is_refused_before_any_call(ca_files, tmp_path, share):
+    module = _Module(_params(ca_files, str(tmp_path / "pki"), registration="api", rate_share=share))
+    with pytest.raises(IoTFleetError, match="rate_share must be greater than 0 and at most 1"):
+        iot_fleet.run(module)
+    assert not os.path.exists(tmp_path / "pki")
