@@ -128,8 +128,7 @@ class Authorizer:
         backend = self.backend
         arn = backend.certificates[c.cert_id].arn
         # keyed lookups, not moto's list_* scans: a connect costs the same at 10 or 10,000 devices
-        c.policies = [(name, p.document) for name, p in backend.policies.items()
-                      if (arn, name) in backend.principal_policies]
+        targets = [arn]
         ctx = {"iot:ClientId": c.client_id, "iot:Connection.Thing.IsAttached": "false"}
         for key, oid in SUBJECT_KEYS.items():
             values = c.cert.subject.get_attributes_for_oid(oid)
@@ -144,8 +143,28 @@ class Authorizer:
                 ctx["iot:Connection.Thing.ThingTypeName"] = thing.thing_type.thing_type_name
             for k, v in thing.attributes.items():
                 ctx[f"iot:Connection.Thing.Attributes[{k}]"] = str(v)
+            # the policies of the thing's static groups and of their ancestors apply too (AWS
+            # evaluates them only for the thing bound to the connection: client id = thing name)
+            targets += [g.arn for g in self._groups_of(backend, thing)]
+        c.policies = [(name, p.document) for target in targets for name, p in backend.policies.items()
+                      if (target, name) in backend.principal_policies]
         c.context = ctx
         c.generation = self.control.generation
+
+    @staticmethod
+    def _groups_of(backend, thing) -> list:
+        """The static thing groups the thing is in, and their ancestors (policies are inherited)."""
+        by_name = {g.thing_group_name: g for g in backend.thing_groups.values()}
+        found, queue = {}, [g for g in backend.thing_groups.values() if thing.arn in g.things]
+        while queue:
+            group = queue.pop()
+            if group.arn in found:
+                continue
+            found[group.arn] = group
+            parent = by_name.get(group.parent_group_name) if group.parent_group_name else None
+            if parent is not None:
+                queue.append(parent)
+        return list(found.values())
 
     # ------------------------------------------------------------------ PUBLISH / SUBSCRIBE / Receive
     def check(self, conn: str, access: int, topic: str) -> str:

@@ -226,6 +226,28 @@ def test_explicit_deny_in_a_second_policy_wins(fleet, core):
     reasons_mention(core, "pi-1", "iot:Connect", "explicit Deny in policy deny-connect")
 
 
+def test_thing_group_policies_apply_to_members_and_their_children(fleet, core):
+    """A policy attached to a static thing group applies to the things in it and in its child
+    groups - only while the thing is a member, and only for the thing bound to the connection."""
+    dev = core.make_device(fleet, "pi-1")                    # no policy on the certificate itself
+    with core.probe(dev) as p:
+        assert_refused_connect(p)
+    reasons_mention(core, "pi-1", "iot:Connect on client/pi-1", "default deny")
+    parent = core.iot.create_thing_group(thingGroupName="site-a")["thingGroupArn"]
+    core.iot.create_thing_group(thingGroupName="site-a-shelf-1", parentGroupName="site-a")
+    core.iot.attach_policy(policyName=FLEET, target=parent)
+    with core.probe(dev) as p:
+        assert_refused_connect(p)                            # not a member yet
+    core.iot.add_thing_to_thing_group(thingGroupName="site-a-shelf-1", thingName="pi-1")
+    with core.probe(dev) as p:
+        assert_round_trip(p)                                 # inherited from the parent group
+    with core.probe(dev, client_id="pi-2") as p:
+        assert_refused_connect(p)                            # another client id binds no thing
+    core.iot.remove_thing_from_thing_group(thingGroupName="site-a-shelf-1", thingName="pi-1")
+    with core.probe(dev) as p:
+        assert_refused_connect(p)
+
+
 # ================================================================== PUBLISH / SUBSCRIBE / Receive
 @PROTOCOLS
 def test_publish_outside_policy_disconnects_client(fleet, core, protocol):
