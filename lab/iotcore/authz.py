@@ -9,7 +9,8 @@ the control plane's registry, read live, as AWS IoT Core decides:
   has no template) and is refused: the device reconnects, as on AWS.
 - PUBLISH (``topic/``; a refusal disconnects the client, as AWS does), SUBSCRIBE (``topicfilter/``;
   a refusal is a SUBACK failure code) and Receive (``topic/``; a refused message is not delivered),
-  by the same policies.
+  by the same policies: the certificate's, and for the thing bound to the connection those of its
+  static thing groups and their ancestors.
 Policy variables: iot:ClientId, iot:Connection.Thing.ThingName / ThingTypeName / Attributes[...] /
 IsAttached (only when the client id is the name of a thing attached to the certificate),
 iot:Certificate.Subject.* . A change in the registry applies to decisions made after it (the
