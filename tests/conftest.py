@@ -3,6 +3,11 @@
 AWS IoT Core stand-in, control plane only (moto's IoT backend plus the checks AWS makes and moto
 skips, lab/iotcore/control.py), so module tests are refused what AWS refuses.
 
+AWS deletes a thing type only 5 minutes after its deprecation; this server waits
+THING_TYPE_DELETE_DELAY seconds instead (``moto.thing_type_delete_delay``): long enough that a
+delete in the task right after the deprecation is refused even through ansible-playbook on a
+loaded machine (tasks took up to ~5 s here), short enough to wait for.
+
 Each pytest process (each xdist worker) starts its own server, so tests stay parallel-safe.
 Only the process this fixture started is ever stopped.
 """
@@ -13,10 +18,14 @@ import pytest
 
 from support.iotcore import CREDENTIALS, REGION, IoTCore  # noqa: E402  (tests/ is on sys.path)
 
+THING_TYPE_DELETE_DELAY = 15.0
+
 
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory):
-    server = IoTCore(tmp_path_factory.mktemp("iotcore-api"), broker=False).start()
+    server = IoTCore(
+        tmp_path_factory.mktemp("iotcore-api"), broker=False, thing_type_delete_delay=THING_TYPE_DELETE_DELAY
+    ).start()
     yield server
     server.stop()
 

@@ -17,6 +17,34 @@ What is added or corrected (see ../shared/LAB-FACTS.md, "Does NOT check" and "Di
 - ``set_default_policy_version`` with an unknown version is refused (moto leaves no default).
 - DetachThingPrincipal propagates asynchronously: deleting the certificate within ``detach_delay``
   seconds (2 s; AWS says "several seconds") is a DeleteConflictException, as on AWS.
+- Thing types: ``DeprecateThingType`` records ``deprecationDate`` (moto reports none; undoing the
+  deprecation removes it, a second deprecation keeps the first date). ``DeleteThingType`` (moto
+  deletes at once, deprecated or not, things or not) is an InvalidRequestException unless the type
+  is deprecated, no thing has it (AWS's API reference) and it has been deprecated for
+  ``thing_type_delete_delay`` seconds (300 as on AWS, with AWS's message "Cannot delete thing type
+  : NAME. Please wait for 5 minutes after deprecation and then retry"; the tests lower the delay).
+- Thing groups (moto: names unchecked, HTTP 500 on a missing parent, no dynamic groups at all):
+  names checked; a missing parent is a ResourceNotFoundException; an existing name with another
+  parent is a conflict. Dynamic groups (``Create/Update/DeleteDynamicThingGroup``) are moto
+  thing-group objects with a ``dynamic`` dict (queryString, indexName, queryVersion), so
+  ``ListThingGroups`` and ``DescribeThingGroup`` show them (with ``status`` ACTIVE). As the
+  developer guide says, and AWS answers: creating one needs fleet indexing on (moto's
+  ``UpdateIndexingConfiguration``; ``thingIndexingMode`` OFF is an InvalidRequestException), the
+  index is ``AWS_Things`` and the query version ``2017-09-30``, at most 100 per account
+  (LimitExceededException), a query moto's matcher cannot parse is an InvalidQueryException; a
+  dynamic group cannot be a parent, cannot get things added (AddThingToThingGroup,
+  UpdateThingGroupsForThing) nor policies attached, and is updated and deleted with the dynamic
+  calls only (the static calls on it, and the dynamic calls on a static group, are refused).
+  Membership: ``ListThingsInThingGroup`` of a dynamic group evaluates its query when asked, with
+  moto's matcher (``thingName:``, ``thingTypeName:`` with ``*``/``?``, ``thingGroupNames:``,
+  ``attributes.NAME:VALUE`` exact, AND/OR/NOT and parentheses; no ranges, shadows or
+  connectivity); AWS evaluates asynchronously (status BUILDING/REBUILDING), the stand-in at once.
+  ``ListThingGroupsForThing`` lists static groups only (dynamic membership is not stored).
+- AddThingToThingGroup / UpdateThingGroupsForThing: a thing is in at most 10 static groups, and
+  in at most one group of a hierarchy (no two groups with the same root), as the developer guide
+  says; refused with InvalidRequestException before any write.
+- Wording: where AWS's exact message is not documented, the message is the lab's (the code and
+  HTTP status are AWS's).
 Every write bumps ``generation``: the data plane re-reads the registry after a change.
 """
 from __future__ import annotations
@@ -36,6 +64,11 @@ from api import ApiError, Router, to_wire  # noqa: E402  (lab/iotcore on sys.pat
 
 DEFAULT_ACCOUNT = "123456789012"
 THING_NAME_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
+MAX_GROUPS_PER_THING = 10
+MAX_DYNAMIC_GROUPS = 100
+INDEX_NAME = "AWS_Things"
+QUERY_VERSION = "2017-09-30"
+THING_TYPE_DELETE_DELAY = 300.0
 CERT_STATUSES = {"ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"}
 
 
@@ -74,7 +107,7 @@ class ControlPlane:
     """moto's IoT backend with AWS's checks. ``lock`` serialises the registry for both planes."""
 
     def __init__(self, endpoint_prefix: str, seed: str, on_ca_change: Callable[[], None] | None = None,
-                 detach_delay: float = 2.0):
+                 detach_delay: float = 2.0, thing_type_delete_delay: float = THING_TYPE_DELETE_DELAY):
         from moto.iot.models import iot_backends
 
         self.backends = iot_backends
@@ -90,6 +123,8 @@ class ControlPlane:
         # seconds ago cannot be deleted yet (DeleteConflictException), as AWS answers
         self.detach_delay = detach_delay
         self.detached: dict[str, float] = {}   # certificate ARN -> monotonic time of its last detach
+        # DeleteThingType: AWS deletes a type only 5 minutes after its deprecation
+        self.thing_type_delete_delay = thing_type_delete_delay
 
     # ------------------------------------------------------------------ registry access
     def backend(self, region: str, account: str = DEFAULT_ACCOUNT):
@@ -353,6 +388,230 @@ class ControlPlane:
         backend.set_default_policy_version(p["policyName"], p["policyVersionId"])
         return {}
 
+    def op_attach_policy(self, backend, region, p):
+        group = next((g for g in backend.thing_groups.values() if g.arn == p.get("target")), None)
+        if group is not None and _dynamic(group):
+            raise ApiError("InvalidRequestException",
+                           f"Cannot attach a policy to dynamic thing group {group.thing_group_name}: dynamic thing "
+                           "groups can't have policies applied to them")
+        backend.attach_policy(p["policyName"], p["target"])
+        return {}
+
+    # ------------------------------------------------------------------ thing types
+    def op_deprecate_thing_type(self, backend, region, p):
+        t = backend.deprecate_thing_type(p["thingTypeName"], bool(p.get("undoDeprecate")))
+        if t.metadata["deprecated"]:
+            t.metadata.setdefault("deprecationDate", now())
+        else:
+            t.metadata.pop("deprecationDate", None)
+        return {}
+
+    def op_delete_thing_type(self, backend, region, p):
+        name = p["thingTypeName"]
+        t = backend.describe_thing_type(name)   # moto's ResourceNotFoundException
+        if not t.metadata.get("deprecated"):
+            raise ApiError("InvalidRequestException",
+                           f"Cannot delete thing type : {name}. Deprecate it first, wait for "
+                           f"{_duration(self.thing_type_delete_delay)} after deprecation and then retry")
+        things = sorted(th.thing_name for th in backend.things.values()
+                        if th.thing_type is not None and th.thing_type.thing_type_name == name)
+        if things:
+            raise ApiError("InvalidRequestException",
+                           f"Cannot delete thing type : {name}. It still has things associated with it "
+                           f"({', '.join(things[:10])}): change their thing type first")
+        since = now() - t.metadata.get("deprecationDate", now())
+        if since.total_seconds() < self.thing_type_delete_delay:
+            raise ApiError("InvalidRequestException",
+                           f"Cannot delete thing type : {name}. Please wait for "
+                           f"{_duration(self.thing_type_delete_delay)} after deprecation and then retry")
+        backend.delete_thing_type(name)
+        return {}
+
+    # ------------------------------------------------------------------ thing groups
+    @staticmethod
+    def _find_group(backend, name):
+        return next((g for g in backend.thing_groups.values() if g.thing_group_name == name), None)
+
+    def _group(self, backend, name):
+        group = self._find_group(backend, name)
+        if group is None:
+            raise ApiError("ResourceNotFoundException", f"Thing group {name} does not exist", 404)
+        return group
+
+    @staticmethod
+    def _check_group_name(name):
+        if not THING_NAME_RE.match(name or ""):
+            raise ApiError("InvalidRequestException", f"Thing group name {name!r} must match [a-zA-Z0-9:_-]{{1,128}}")
+
+    def op_describe_thing_group(self, backend, region, p):
+        group = self._group(backend, p["thingGroupName"])
+        out = group.to_dict()
+        if _dynamic(group):
+            out.update(_dynamic(group), status="ACTIVE")
+        return out
+
+    def op_create_thing_group(self, backend, region, p):
+        name, parent = p.get("thingGroupName"), p.get("parentGroupName")
+        self._check_group_name(name)
+        existing = self._find_group(backend, name)
+        if existing is not None and _dynamic(existing):
+            raise ApiError("ResourceAlreadyExistsException", f"Thing Group {name} already exists as a dynamic thing group", 409)
+        if parent:
+            parent_group = self._find_group(backend, parent)
+            if parent_group is None:
+                raise ApiError("ResourceNotFoundException", f"Parent thing group {parent} does not exist", 404)
+            if _dynamic(parent_group):
+                raise ApiError("InvalidRequestException", f"Thing group {parent} is a dynamic thing group: dynamic "
+                               "thing groups can't be part of a hierarchy")
+        if existing is not None and (existing.parent_group_name or None) != (parent or None):
+            raise ApiError("ResourceAlreadyExistsException",
+                           f"Thing Group {name} already exists in current account with a different parent", 409)
+        name, arn, group_id = backend.create_thing_group(name, parent, p.get("thingGroupProperties") or {})
+        return {"thingGroupName": name, "thingGroupArn": arn, "thingGroupId": group_id}
+
+    def op_update_thing_group(self, backend, region, p):
+        group = self._group(backend, p["thingGroupName"])
+        if _dynamic(group):
+            raise ApiError("InvalidRequestException", f"Thing group {group.thing_group_name} is a dynamic thing group: "
+                           "update it with UpdateDynamicThingGroup")
+        return {"version": backend.update_thing_group(group.thing_group_name, p.get("thingGroupProperties") or {},
+                                                      p.get("expectedVersion"))}
+
+    def op_delete_thing_group(self, backend, region, p):
+        group = self._find_group(backend, p["thingGroupName"])
+        if group is not None and _dynamic(group):
+            raise ApiError("InvalidRequestException", f"Thing group {group.thing_group_name} is a dynamic thing group: "
+                           "delete it with DeleteDynamicThingGroup")
+        backend.delete_thing_group(p["thingGroupName"])   # refuses while child groups exist
+        return {}
+
+    def _check_query(self, backend, region, p) -> dict:
+        """The dynamic settings of a create or update (None: not given), after AWS's checks."""
+        out = {}
+        if p.get("indexName") is not None:
+            if p["indexName"] != INDEX_NAME:
+                raise ApiError("ResourceNotFoundException", f"Index {p['indexName']} does not exist "
+                               f"(the one index is {INDEX_NAME})", 404)
+            out["indexName"] = p["indexName"]
+        if p.get("queryVersion") is not None:
+            if p["queryVersion"] != QUERY_VERSION:
+                raise ApiError("InvalidRequestException", f"Query version {p['queryVersion']} is not supported "
+                               f"(the one version is {QUERY_VERSION})")
+            out["queryVersion"] = p["queryVersion"]
+        if p.get("queryString") is not None:
+            from moto.iot.models import FakeThing
+            probe = FakeThing("query-check", None, {}, backend.account_id, region)
+            try:
+                if not p["queryString"].strip():
+                    raise ValueError("empty")
+                probe.matches(p["queryString"])
+            except Exception:  # noqa: BLE001 - moto's InvalidRequestException, or empty
+                raise ApiError("InvalidQueryException", f"The query {p['queryString']!r} is invalid") from None
+            out["queryString"] = p["queryString"]
+        return out
+
+    def op_create_dynamic_thing_group(self, backend, region, p):
+        name = p.get("thingGroupName")
+        self._check_group_name(name)
+        mode = backend.indexing_configuration.configuration.thingIndexingConfiguration.thingIndexingMode
+        if mode == "OFF":
+            raise ApiError("InvalidRequestException", "Thing indexing is not enabled: dynamic thing groups need fleet "
+                           "indexing (UpdateIndexingConfiguration with thingIndexingMode REGISTRY or more)")
+        query = {"indexName": INDEX_NAME, "queryVersion": QUERY_VERSION, **self._check_query(backend, region, p)}
+        properties = p.get("thingGroupProperties") or {}
+        existing = self._find_group(backend, name)
+        if existing is not None:
+            if _dynamic(existing) == query and existing.thing_group_properties == properties:
+                group = existing   # the same group again: AWS answers it, as for CreateThingGroup
+            else:
+                raise ApiError("ResourceAlreadyExistsException", f"Thing Group {name} already exists in current account "
+                               "with different properties", 409)
+        else:
+            if sum(1 for g in backend.thing_groups.values() if _dynamic(g)) >= MAX_DYNAMIC_GROUPS:
+                raise ApiError("LimitExceededException", f"At most {MAX_DYNAMIC_GROUPS} dynamic thing groups per account", 410)
+            backend.create_thing_group(name, None, properties)
+            group = self._find_group(backend, name)
+            group.dynamic = query
+        return {"thingGroupName": name, "thingGroupArn": group.arn, "thingGroupId": group.thing_group_id, **query}
+
+    def _dynamic_group(self, backend, name):
+        group = self._group(backend, name)
+        if not _dynamic(group):
+            raise ApiError("InvalidRequestException", f"Thing group {name} is a static thing group, not a dynamic one")
+        return group
+
+    def op_update_dynamic_thing_group(self, backend, region, p):
+        group = self._dynamic_group(backend, p["thingGroupName"])
+        query = self._check_query(backend, region, p)
+        version = backend.update_thing_group(group.thing_group_name, p.get("thingGroupProperties") or {},
+                                             p.get("expectedVersion"))   # VersionConflictException
+        group.dynamic = {**group.dynamic, **query}
+        return {"version": version}
+
+    def op_delete_dynamic_thing_group(self, backend, region, p):
+        group = self._find_group(backend, p["thingGroupName"])
+        if group is None:
+            return {}   # as DeleteThingGroup: a group that does not exist is deleted already
+        group = self._dynamic_group(backend, p["thingGroupName"])
+        if p.get("expectedVersion") is not None and p["expectedVersion"] != group.version:
+            raise ApiError("VersionConflictException", f"Thing group {group.thing_group_name} is at version "
+                           f"{group.version}, not {p['expectedVersion']}", 409)
+        del backend.thing_groups[group.arn]
+        return {}
+
+    def op_list_things_in_thing_group(self, backend, region, p):
+        group = self._group(backend, p["thingGroupName"])
+        if _dynamic(group):
+            things = [t for t in backend.things.values() if t.matches(group.dynamic["queryString"])]
+        elif p.get("recursive"):
+            groups = [group, *backend.list_thing_groups(group.thing_group_name, None, True)]
+            things = list({t.arn: t for g in groups for t in g.things.values()}.values())
+        else:
+            things = list(group.things.values())
+        return {"things": [t.thing_name for t in things]}
+
+    @staticmethod
+    def _root(group) -> str:
+        path = group.metadata.get("rootToParentThingGroups") or []
+        return path[0]["groupName"] if path else group.thing_group_name
+
+    def _check_additions(self, backend, thing, groups, removed=()):
+        """AWS's refusals of adding thing to groups (moto objects), before any write."""
+        current = [g for g in backend.thing_groups.values()
+                   if thing.arn in g.things and g.thing_group_name not in removed]
+        for group in groups:
+            if _dynamic(group):
+                raise ApiError("InvalidRequestException", f"Cannot add thing {thing.thing_name} to dynamic thing group "
+                               f"{group.thing_group_name}: its members are the things its query matches")
+            if group in current:
+                continue
+            same = [g.thing_group_name for g in current if self._root(g) == self._root(group)]
+            if same:
+                raise ApiError("InvalidRequestException", f"Thing {thing.thing_name} is already in thing group {same[0]} "
+                               f"of the hierarchy of {self._root(group)}: a thing can be in only one group of a hierarchy")
+            if len(current) >= MAX_GROUPS_PER_THING:
+                raise ApiError("InvalidRequestException", f"Thing {thing.thing_name} is already in "
+                               f"{MAX_GROUPS_PER_THING} thing groups, the most AWS IoT allows")
+            current.append(group)
+
+    def op_add_thing_to_thing_group(self, backend, region, p):
+        group = backend._identify_thing_group(p.get("thingGroupName"), p.get("thingGroupArn"))
+        thing = backend._identify_thing(p.get("thingName"), p.get("thingArn"))
+        self._check_additions(backend, thing, [group])
+        backend.add_thing_to_thing_group(group.thing_group_name, None, thing.thing_name, None)
+        return {}
+
+    def op_update_thing_groups_for_thing(self, backend, region, p):
+        thing = backend.describe_thing(p["thingName"])
+        remove = [self._group(backend, n) for n in p.get("thingGroupsToRemove") or []]
+        add = [self._group(backend, n) for n in p.get("thingGroupsToAdd") or []]
+        self._check_additions(backend, thing, add, removed={g.thing_group_name for g in remove})
+        for group in remove:
+            backend.remove_thing_from_thing_group(group.thing_group_name, None, thing.thing_name, None)
+        for group in add:
+            backend.add_thing_to_thing_group(group.thing_group_name, None, thing.thing_name, None)
+        return {}
+
     # ------------------------------------------------------------------ provisioning templates
     def _templates(self, backend) -> dict[str, dict]:
         return self.templates.setdefault((backend.account_id, backend.region_name), {})
@@ -467,6 +726,19 @@ class ControlPlane:
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name.replace("CACertificate", "CaCertificate")).lower()
+
+
+def _dynamic(group) -> dict | None:
+    """The dynamic settings of a thing group (moto object), None for a static group."""
+    return getattr(group, "dynamic", None)
+
+
+def _duration(seconds: float) -> str:
+    """AWS's "5 minutes" for the default delay, else the lowered one in seconds."""
+    if seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} seconds"
 
 
 def _region(environ) -> str:

@@ -79,7 +79,7 @@ class StandIn:
         self.cas.mkdir(exist_ok=True)
         self.mosquitto: subprocess.Popen | None = None
         self.control = ControlPlane(a.endpoint_prefix, a.seed or secrets.token_hex(16), self.write_cas,
-                                    detach_delay=a.detach_delay)
+                                    detach_delay=a.detach_delay, thing_type_delete_delay=a.thing_type_delete_delay)
         self.authz = Authorizer(self.control, a.region)
 
     def write_cas(self) -> None:
@@ -203,6 +203,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", default=None, help="seed of the registration code (random)")
     ap.add_argument("--detach-delay", type=float, default=2.0,
                     help="seconds a DetachThingPrincipal takes to propagate (AWS: several seconds)")
+    ap.add_argument("--thing-type-delete-delay", type=float, default=300.0,
+                    help="seconds a thing type must have been deprecated before DeleteThingType (AWS: 5 minutes)")
     a = ap.parse_args(argv)
     if a.mqtt and not (a.server_cert and a.server_key):
         ap.error("--mqtt needs --server-cert and --server-key")

@@ -101,6 +101,20 @@ def register_ca_certificate(iot, ca_cert, ca_key, active=True, **extra):
                                        verificationCertificate=x.certificate_pem(verification), **extra)
 
 
+def enable_fleet_indexing(iot, mode: str = "REGISTRY") -> None:
+    """Fleet indexing on (dynamic thing groups need it, as on AWS). ``iot`` is a boto3 IoT client."""
+    iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": mode})
+
+
+def wait_thing_type_deletable(iot, name: str, delay: float) -> None:
+    """Wait until thing type ``name`` has been deprecated for ``delay`` seconds (the stand-in's
+    ``--thing-type-delete-delay``), by the deprecation date the stand-in reports."""
+    import datetime as dt
+    deprecated = iot.describe_thing_type(thingTypeName=name)["thingTypeMetadata"]["deprecationDate"]
+    wait_for(lambda: dt.datetime.now(dt.timezone.utc) >= deprecated + dt.timedelta(seconds=delay),
+             delay + 30, f"thing type {name} deprecated for {delay}s")
+
+
 def x509_helpers():
     """The collection's X.509 helpers (plugins/module_utils/_x509.py)."""
     from ansible_collections.iotfleet.aws.plugins.module_utils import _x509 as module
@@ -130,10 +144,13 @@ class Device:
 
 class IoTCore:
     def __init__(self, state_dir, prefix: str = "standin", server_names: list[str] | None = None,
-                 broker: bool = True):
+                 broker: bool = True, thing_type_delete_delay: float | None = None):
         """server_names: the broker certificate's names besides the endpoint (localhost, 127.0.0.1).
-        broker=False: the control plane alone (the module tests' AWS API server)."""
+        broker=False: the control plane alone (the module tests' AWS API server).
+        thing_type_delete_delay: seconds a thing type must have been deprecated before it can be
+        deleted (None: the stand-in's default, AWS's 5 minutes)."""
         self.broker = broker
+        self.thing_type_delete_delay = thing_type_delete_delay
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
@@ -152,10 +169,12 @@ class IoTCore:
             self.api_port, self.mqtt_port = free_port(), free_port()
             mqtt = ["--mqtt", f"127.0.0.1:{self.mqtt_port}", "--server-cert", str(self.dir / "server.pem"),
                     "--server-key", str(self.dir / "server.key")] if self.broker else []
+            delay = [] if self.thing_type_delete_delay is None else [
+                "--thing-type-delete-delay", str(self.thing_type_delete_delay)]
             log = open(self.dir / "iotcore.log", "ab")
             self.proc = subprocess.Popen(
                 [sys.executable, str(SERVER), "--state", str(self.dir), "--api", f"127.0.0.1:{self.api_port}",
-                 "--endpoint-prefix", self.prefix, *mqtt],
+                 "--endpoint-prefix", self.prefix, *mqtt, *delay],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             log.close()
             ready = self.dir / "ready.json"

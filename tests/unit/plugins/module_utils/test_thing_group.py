@@ -1,12 +1,8 @@
 # -*- coding: utf-8 -*-
-"""Thing groups: pure helpers, validation, static groups against the moto server, dynamic groups
-with botocore's Stubber.
-
-moto 5.2.5 does NOT implement dynamic thing groups (create/update/delete_dynamic_thing_group answer
-HTTP 500), so the dynamic path is tested with a Stubber on a real boto3 IoT client wrapped in the
-collection's IoTClient: each stubbed answer has AWS's documented shape, the stub checks every call's
-exact parameters and order, and a call that is not expected fails the test ("nothing written").
-It is NOT tested against a server.
+"""Thing groups: pure helpers, validation, static and dynamic groups against the stand-in's
+control plane (the ``moto`` fixture: moto plus what AWS does and moto lacks, among them dynamic
+thing groups, lab/iotcore/control.py), and with botocore's Stubber only what the stand-in cannot
+show (a dynamic group's BUILDING/REBUILDING status: the stand-in evaluates queries at once).
 """
 
 import datetime
@@ -15,6 +11,7 @@ import pytest
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _thing_group as _tg
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from support.iotcore import enable_fleet_indexing
 from support.recorders import CountingClient, NoCalls
 
 ARN = "arn:aws:iot:us-east-1:123456789012:thinggroup/"
@@ -305,75 +302,21 @@ def test_remove_keeps_the_things(iot_client, boto3_iot):
     assert boto3_iot.describe_thing(thingName="pi-1")["thingName"] == "pi-1"
 
 
-# --- dynamic groups (Stubber: moto does not implement them) --------------------------------------
+# --- dynamic groups (the stand-in) -----------------------------------------------------------------
 
 QUERY = "attributes.site:lab-1"
 
 
-def dynamic(name="dyn", query=QUERY, version=1, description=None, attributes=None, status="ACTIVE"):
-    """A describe_thing_group answer for a dynamic group, as AWS documents it."""
-    props = {}
-    if description:
-        props["thingGroupDescription"] = description
-    if attributes:
-        props["attributePayload"] = {"attributes": attributes}
-    return dict(
-        thingGroupName=name,
-        thingGroupId="0f8fad5b-d9cb-469f-a165-70867728950e",
-        thingGroupArn=ARN + name,
-        version=version,
-        thingGroupProperties=props,
-        thingGroupMetadata={"creationDate": datetime.datetime(2026, 1, 1)},
-        indexName="AWS_Things",
-        queryString=query,
-        queryVersion="2017-09-30",
-        status=status,
-    )
+@pytest.fixture
+def indexing(boto3_iot):
+    """Fleet indexing on: AWS (and the stand-in) refuse a dynamic group without it."""
+    enable_fleet_indexing(boto3_iot)
+    return boto3_iot
 
 
-def expect_describe(stubber, answer, name="dyn"):
-    if answer is None:
-        stubber.add_client_error(
-            "describe_thing_group",
-            "ResourceNotFoundException",
-            http_status_code=404,
-            expected_params={"thingGroupName": name},
-        )
-    else:
-        stubber.add_response("describe_thing_group", answer, {"thingGroupName": name})
-
-
-def test_dynamic_create_four_runs(stubbed):
-    client, stubber = stubbed
+def test_dynamic_create_four_runs(iot_client, indexing):
+    client = CountingClient(iot_client)
     args = dict(query_string=QUERY, description="lab Pis", attributes={"site": "lab-1"})
-    # 1. check mode: one describe, nothing written
-    expect_describe(stubber, None)
-    # 2. real: describe + create_dynamic_thing_group with exactly the declared settings
-    expect_describe(stubber, None)
-    stubber.add_response(
-        "create_dynamic_thing_group",
-        dict(
-            thingGroupName="dyn",
-            thingGroupArn=ARN + "dyn",
-            thingGroupId="0f8fad5b-d9cb-469f-a165-70867728950e",
-            indexName="AWS_Things",
-            queryString=QUERY,
-            queryVersion="2017-09-30",
-        ),
-        {
-            "thingGroupName": "dyn",
-            "queryString": QUERY,
-            "thingGroupProperties": {
-                "thingGroupDescription": "lab Pis",
-                "attributePayload": {"attributes": {"site": "lab-1"}},
-            },
-        },
-    )
-    # 3. and 4. again (real, then check mode): one describe each, nothing written
-    existing = dynamic(description="lab Pis", attributes={"site": "lab-1"})
-    expect_describe(stubber, existing)
-    expect_describe(stubber, existing)
-
     check, real, again, check_again = four_runs(_tg.ensure_thing_group, client, "dyn", **args)
     assert check.changed and check.values["thing_group_arn"] is None
     assert check.values["dynamic"] is True and check.values["query_string"] == QUERY
@@ -383,85 +326,111 @@ def test_dynamic_create_four_runs(stubbed):
     assert real.values["parent_group"] is None and real.values["attributes"] == {"site": "lab-1"}
     assert not again.changed and not check_again.changed
     assert again.before == again.after == real.after
-    assert again.values["status"] == "ACTIVE"
+    assert again.values["status"] == "ACTIVE" and again.values["thing_group_id"] == real.values["thing_group_id"]
+    assert client.writes() == ["create_dynamic_thing_group"]
+    stored = described(indexing, "dyn")
+    assert (stored["queryString"], stored["indexName"], stored["queryVersion"]) == (QUERY, "AWS_Things", "2017-09-30")
+    assert stored["thingGroupProperties"]["thingGroupDescription"] == "lab Pis"
+    assert stored_attributes(indexing, "dyn") == {"site": "lab-1"}
+    assert [g["groupName"] for g in indexing.list_thing_groups()["thingGroups"]] == ["dyn"]
 
 
-def test_dynamic_query_change_four_runs(stubbed):
-    client, stubber = stubbed
+def test_dynamic_query_change_four_runs(iot_client, indexing):
+    indexing.create_dynamic_thing_group(thingGroupName="dyn", queryString=QUERY)
+    indexing.create_thing(thingName="pi-1", attributePayload={"attributes": {"site": "lab-1"}})
+    indexing.create_thing(thingName="pi-2", attributePayload={"attributes": {"site": "lab-2"}})
+    assert indexing.list_things_in_thing_group(thingGroupName="dyn")["things"] == ["pi-1"]
     new_query = "attributes.site:lab-2"
-    expect_describe(stubber, dynamic(version=3))  # check mode
-    expect_describe(stubber, dynamic(version=3))  # real
-    stubber.add_response(
-        "update_dynamic_thing_group",
-        {"version": 4},
-        {"thingGroupName": "dyn", "thingGroupProperties": {}, "expectedVersion": 3, "queryString": new_query},
-    )
-    expect_describe(stubber, dynamic(query=new_query, version=4, status="REBUILDING"))
-    expect_describe(stubber, dynamic(query=new_query, version=4))
+    client = CountingClient(iot_client)
     check, real, again, check_again = four_runs(_tg.ensure_thing_group, client, "dyn", query_string=new_query)
     assert check.changed and real.changed and not again.changed and not check_again.changed
     assert real.before["query_string"] == QUERY and real.after["query_string"] == new_query
-    assert "status" not in real.values
+    assert "status" not in real.values  # AWS rebuilds the membership after a query change
+    assert client.writes() == ["update_dynamic_thing_group"]
+    assert described(indexing, "dyn")["queryString"] == new_query
+    # the stand-in evaluates the query (moto's matcher) when the members are listed
+    assert indexing.list_things_in_thing_group(thingGroupName="dyn")["things"] == ["pi-2"]
 
 
-def test_dynamic_attributes_update_uses_the_dynamic_call(stubbed):
-    client, stubber = stubbed
-    expect_describe(stubber, dynamic(version=2, description="d", attributes={"a": "1"}))
-    stubber.add_response(
-        "update_dynamic_thing_group",
-        {"version": 3},
-        {
-            "thingGroupName": "dyn",
-            "expectedVersion": 2,
-            "thingGroupProperties": {
-                "thingGroupDescription": "d",
-                "attributePayload": {"attributes": {"a": "2", "b": "3"}, "merge": True},
-            },
-        },
+def test_dynamic_attributes_update_uses_the_dynamic_call(iot_client, indexing):
+    indexing.create_dynamic_thing_group(
+        thingGroupName="dyn",
+        queryString=QUERY,
+        thingGroupProperties={"thingGroupDescription": "d", "attributePayload": {"attributes": {"a": "1"}}},
     )
+    client = CountingClient(iot_client)
     out = _tg.ensure_thing_group(client, "dyn", attributes={"a": "2", "b": "3"})
     assert out.changed and out.after["attributes"] == {"a": "2", "b": "3"}
     assert out.after["query_string"] == QUERY  # left alone: not declared
+    assert client.writes() == ["update_dynamic_thing_group"]
+    assert stored_attributes(indexing, "dyn") == {"a": "2", "b": "3"}
+    assert described(indexing, "dyn")["version"] == 2
+    assert not _tg.ensure_thing_group(iot_client, "dyn", attributes={"a": "2", "b": "3"}).changed
 
 
-def test_dynamic_group_refusals_before_any_write(stubbed):
-    client, stubber = stubbed
-    # a parent for an existing dynamic group (the stub has no write: any write would fail the test)
-    expect_describe(stubber, dynamic())
+def test_dynamic_group_refusals_before_any_write(iot_client, indexing):
+    indexing.create_dynamic_thing_group(thingGroupName="dyn", queryString=QUERY)
+    indexing.create_thing_group(thingGroupName="site")
+    client = CountingClient(iot_client)
+    # a parent for an existing dynamic group
     with pytest.raises(IoTFleetError, match="dynamic groups cannot be part of a hierarchy"):
         _tg.ensure_thing_group(client, "dyn", parent="site")
     # a dynamic group cannot be a parent
-    expect_describe(stubber, None, name="child")
-    expect_describe(stubber, dynamic(), name="dyn")
     with pytest.raises(IoTFleetError, match="dynamic group: dynamic groups cannot be part of a hierarchy"):
         _tg.ensure_thing_group(client, "child", parent="dyn")
+    # a dynamic group does not become static (index settings on a static group are refused too)
+    with pytest.raises(IoTFleetError, match="static group: AWS IoT cannot turn it into a dynamic group"):
+        _tg.ensure_thing_group(client, "site", query_string=QUERY)
+    assert client.writes() == []
+    assert [g["groupName"] for g in indexing.list_thing_groups()["thingGroups"]] == ["dyn", "site"]
 
 
-def test_dynamic_remove_four_runs(stubbed):
-    client, stubber = stubbed
-    expect_describe(stubber, dynamic())  # check mode
-    expect_describe(stubber, dynamic())  # real
-    stubber.add_response("delete_dynamic_thing_group", {}, {"thingGroupName": "dyn"})
-    expect_describe(stubber, None)
-    expect_describe(stubber, None)
+def test_dynamic_remove_four_runs(iot_client, indexing):
+    indexing.create_dynamic_thing_group(thingGroupName="dyn", queryString=QUERY)
+    client = CountingClient(iot_client)
     check, real, again, check_again = four_runs(_tg.run_thing_group, client, "dyn", state="absent")
     assert check.changed and real.changed and not again.changed and not check_again.changed
     assert real.before["query_string"] == QUERY and real.after == {}
+    assert client.writes() == ["delete_dynamic_thing_group"]
+    assert indexing.list_thing_groups()["thingGroups"] == []
 
 
-def test_dynamic_create_refused_by_aws(stubbed):
-    """Fleet indexing off: AWS refuses the create; the module reports AWS's error."""
+def test_dynamic_create_refused_without_fleet_indexing(iot_client, boto3_iot):
+    """Fleet indexing off (the default): AWS refuses the create; the module reports AWS's error."""
     from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 
-    client, stubber = stubbed
-    expect_describe(stubber, None)
-    stubber.add_client_error(
-        "create_dynamic_thing_group",
-        "InvalidRequestException",
-        "Thing indexing is not enabled",
-        http_status_code=400,
-        expected_params={"thingGroupName": "dyn", "queryString": QUERY},
-    )
     with pytest.raises(IoTAWSError) as e:
-        _tg.ensure_thing_group(client, "dyn", query_string=QUERY)
+        _tg.ensure_thing_group(iot_client, "dyn", query_string=QUERY)
     assert "create dynamic thing group" in e.value.message
+    assert _tg.error_code(e.value) == "InvalidRequestException"
+    assert "indexing is not enabled" in str(e.value.exception)
+    assert boto3_iot.list_thing_groups()["thingGroups"] == []
+
+
+def test_dynamic_bad_query_refused_by_aws(iot_client, indexing):
+    from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
+
+    with pytest.raises(IoTAWSError) as e:
+        _tg.ensure_thing_group(iot_client, "dyn", query_string="(attributes.site:lab-1")
+    assert _tg.error_code(e.value) == "InvalidQueryException"
+    assert indexing.list_thing_groups()["thingGroups"] == []
+
+
+def test_dynamic_status_is_reported_as_aws_gives_it(stubbed):
+    """Stubber: the stand-in evaluates a query at once (always ACTIVE); AWS may answer REBUILDING."""
+    client, stubber = stubbed
+    answer = dict(
+        thingGroupName="dyn",
+        thingGroupId="0f8fad5b-d9cb-469f-a165-70867728950e",
+        thingGroupArn=ARN + "dyn",
+        version=2,
+        thingGroupProperties={},
+        thingGroupMetadata={"creationDate": datetime.datetime(2026, 1, 1)},
+        indexName="AWS_Things",
+        queryString=QUERY,
+        queryVersion="2017-09-30",
+        status="REBUILDING",
+    )
+    stubber.add_response("describe_thing_group", answer, {"thingGroupName": "dyn"})
+    out = _tg.ensure_thing_group(client, "dyn", query_string=QUERY)
+    assert not out.changed and out.values["status"] == "REBUILDING"

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
-"""Thing types: validation, create/deprecate/delete against the moto server, and what moto cannot
-answer as AWS does (the 5-minute refusal of DeleteThingType) with botocore's Stubber.
+"""Thing types: validation, create/deprecate/delete against the stand-in's control plane (the
+``moto`` fixture: moto plus AWS's checks, among them DeleteThingType's wait after a deprecation,
+lowered there to ``moto.thing_type_delete_delay`` seconds), and with botocore's Stubber only what
+the stand-in cannot show (an answer without a deprecation date, the id CreateThingType returns).
 """
 
 import datetime
@@ -9,6 +11,7 @@ import pytest
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _thing_type as _tt
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from support.iotcore import wait_thing_type_deletable
 from support.recorders import CountingClient, NoCalls
 
 ARN = "arn:aws:iot:us-east-1:123456789012:thingtype/"
@@ -164,9 +167,10 @@ def test_create_deprecated(iot_client, boto3_iot):
     assert described(boto3_iot, "t5")["thingTypeMetadata"]["deprecated"] is True
 
 
-def test_remove_four_runs(iot_client, boto3_iot):
+def test_remove_four_runs(moto, iot_client, boto3_iot):
     boto3_iot.create_thing_type(thingTypeName="t6", thingTypeProperties={"thingTypeDescription": "d"})
     boto3_iot.deprecate_thing_type(thingTypeName="t6")
+    wait_thing_type_deletable(boto3_iot, "t6", moto.thing_type_delete_delay)
     client = CountingClient(iot_client)
     check, real, again, check_again = four_runs(_tt.run_thing_type, client, "t6", state="absent")
     assert check.changed and real.changed and not again.changed and not check_again.changed
@@ -198,14 +202,46 @@ def test_remove_refuses_with_things(iot_client, boto3_iot):
     boto3_iot.create_thing(thingName="other")
     boto3_iot.deprecate_thing_type(thingTypeName="t8")
     client = CountingClient(iot_client)
-    with pytest.raises(IoTFleetError, match="still has things associated with it") as e:
-        _tt.remove_thing_type(client, "t8")
-    assert sorted(e.value.kwargs["things"]) == ["pi-1", "pi-2"]
+    for check_mode in (True, False):
+        with pytest.raises(IoTFleetError, match="still has things associated with it") as e:
+            _tt.remove_thing_type(client, "t8", check_mode=check_mode)
+        assert sorted(e.value.kwargs["things"]) == ["pi-1", "pi-2"]
     assert client.writes() == []
     assert described(boto3_iot, "t8")
 
 
-# --- AWS's refusals moto does not make (Stubber) ----------------------------------------------
+def test_things_listing_shows_that_there_are_more(iot_client, boto3_iot):
+    boto3_iot.create_thing_type(thingTypeName="t10")
+    for i in range(11):
+        boto3_iot.create_thing(thingName=f"pi-{i:02d}", thingTypeName="t10")
+    boto3_iot.deprecate_thing_type(thingTypeName="t10")
+    with pytest.raises(IoTFleetError, match=r"\(and more\)") as e:
+        _tt.remove_thing_type(iot_client, "t10")
+    assert len(e.value.kwargs["things"]) == 10
+
+
+def test_delete_right_after_deprecation_fails_clearly(moto, iot_client, boto3_iot):
+    """AWS (and the stand-in) delete a type only some time after its deprecation (5 minutes; the
+    stand-in of the tests waits less): the refusal names AWS's reason and when to run again."""
+    assert _tt.ensure_thing_type(iot_client, "t9", deprecated=True).changed
+    deprecated_at = described(boto3_iot, "t9")["thingTypeMetadata"]["deprecationDate"]
+    client = CountingClient(iot_client)
+    with pytest.raises(IoTFleetError) as e:
+        _tt.remove_thing_type(client, "t9")
+    message = e.value.message
+    assert "AWS IoT refused to delete thing type 't9'" in message
+    assert "Cannot delete thing type : t9. Please wait for" in message  # AWS's own words
+    assert "after deprecation and then retry" in message
+    assert f"not before {(deprecated_at + datetime.timedelta(minutes=5)).isoformat()}" in message
+    assert client.writes() == ["delete_thing_type"]  # the refused attempt
+    assert described(boto3_iot, "t9")["thingTypeMetadata"]["deprecated"] is True
+    # once the wait is over, the same task deletes it
+    wait_thing_type_deletable(boto3_iot, "t9", moto.thing_type_delete_delay)
+    assert _tt.remove_thing_type(iot_client, "t9").changed
+    assert boto3_iot.list_thing_types()["thingTypes"] == []
+
+
+# --- what the stand-in cannot show (Stubber) ----------------------------------------------------
 
 
 def deprecated_type(deprecation_date=None):
@@ -221,27 +257,8 @@ def deprecated_type(deprecation_date=None):
     )
 
 
-def test_delete_within_5_minutes_of_deprecation_fails_clearly(stubbed):
-    client, stubber = stubbed
-    when = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
-    stubber.add_response("describe_thing_type", deprecated_type(when), {"thingTypeName": "old"})
-    stubber.add_response("list_things", {"things": []}, {"thingTypeName": "old", "maxResults": 10})
-    stubber.add_client_error(
-        "delete_thing_type",
-        "InvalidRequestException",
-        "Thing type old is deprecated, please wait 5 minutes after deprecation and then retry",
-        http_status_code=400,
-        expected_params={"thingTypeName": "old"},
-    )
-    with pytest.raises(IoTFleetError) as e:
-        _tt.remove_thing_type(client, "old")
-    message = e.value.message
-    assert "AWS IoT refused to delete thing type 'old'" in message
-    assert "wait 5 minutes after deprecation" in message  # AWS's own words
-    assert "not before 2026-03-01T12:05:00+00:00" in message
-
-
 def test_delete_refusal_without_a_deprecation_date(stubbed):
+    """The stand-in always reports the deprecation date; without one the message still says when."""
     client, stubber = stubbed
     stubber.add_response("describe_thing_type", deprecated_type(), {"thingTypeName": "old"})
     stubber.add_response("list_things", {"things": []}, {"thingTypeName": "old", "maxResults": 10})
@@ -253,18 +270,6 @@ def test_delete_refusal_without_a_deprecation_date(stubbed):
         expected_params={"thingTypeName": "old"},
     )
     with pytest.raises(IoTFleetError, match="run state=absent again 5 minutes after its deprecation"):
-        _tt.remove_thing_type(client, "old")
-
-
-def test_things_listing_shows_that_there_are_more(stubbed):
-    client, stubber = stubbed
-    stubber.add_response("describe_thing_type", deprecated_type(), {"thingTypeName": "old"})
-    stubber.add_response(
-        "list_things",
-        {"things": [{"thingName": f"pi-{i}"} for i in range(10)], "nextToken": "more"},
-        {"thingTypeName": "old", "maxResults": 10},
-    )
-    with pytest.raises(IoTFleetError, match=r"pi-9 \(and more\)"):
         _tt.remove_thing_type(client, "old")
 
 
