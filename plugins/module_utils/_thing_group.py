@@ -19,9 +19,9 @@ What AWS allows, and therefore what this code does:
   before (``expectedVersion``), so a concurrent change fails instead of being lost. Attributes
   merge like a thing's (``merge: true``, an empty value removes one), at most 50.
 
-moto (the lab's stand-in) implements static groups only (the dynamic calls answer HTTP 500), keeps
-a removed attribute as an empty value (AWS removes it: an empty value is read as absent here), and
-fails with HTTP 500 on a parent that does not exist (this code checks the parent first).
+The lab's stand-in serves dynamic groups and AWS's refusals (lab/iotcore/control.py; moto alone
+answers HTTP 500 for them); moto keeps a removed attribute as an empty value (AWS removes it: an
+empty value is read as absent here).
 """
 
 import re

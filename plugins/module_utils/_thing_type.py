@@ -19,9 +19,8 @@ What AWS allows, and therefore what this code does:
   (``InvalidRequestException`` "... 5 minutes after deprecation and then retry"), translated into
   a clear failure. Nothing waits or forces: run the task again after the 5 minutes.
 
-moto (the lab's stand-in) deletes a type at once, deprecated or not, and does not report the
-deprecation date; the checks above are therefore the collection's own and unit-tested with
-botocore's Stubber where moto cannot answer as AWS does.
+The lab's stand-in refuses the delete as AWS does (lab/iotcore/control.py: moto alone deletes a
+type at once and reports no deprecation date); its tests lower the 5 minutes.
 """
 
 import datetime
@@ -229,7 +228,8 @@ def remove_thing_type(client, thing_type_name, check_mode=False):
             retry = f"not before {when.isoformat()}" if when else "5 minutes after its deprecation"
             raise IoTFleetError(
                 f"AWS IoT refused to delete thing type {thing_type_name!r}: {aws_message}. AWS deletes a thing "
-                f"type only 5 minutes after it was deprecated: run state=absent again {retry}."
+                f"type only when no thing has it and 5 minutes after it was deprecated: run state=absent again "
+                f"{retry}."
             ) from e
     return Outcome(True, before=before, after={}, thing_type_name=thing_type_name)
 

@@ -100,7 +100,9 @@ notes:
   - Dynamic groups need fleet indexing (thing indexing) enabled; AWS refuses to create one otherwise.
     The number of dynamic groups per account is limited (100).
   - AWS IoT does not allow policies on dynamic groups; attach policies to static groups.
-  - The lab's AWS IoT stand-in (moto) does not implement dynamic groups.
+  - The lab's AWS IoT stand-in serves dynamic groups (fleet indexing must be turned on there too) and
+    evaluates simple queries (C(thingName:), C(thingTypeName:), C(attributes.NAME:VALUE), AND, OR, NOT)
+    when their members are listed; AWS evaluates any fleet indexing query, asynchronously.
 extends_documentation_fragment:
   - iotfleet.aws._attributes
   - amazon.aws.common.modules
