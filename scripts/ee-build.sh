@@ -10,7 +10,7 @@
 #   3. `ansible-builder build -f execution-environment-local.yml` with podman.
 #
 #   EE_IMAGE=localhost/iotfleet-ee:latest   the image's tag
-#   EE_BASE_SUITE=bookworm                  Debian suite of the base image (trixie works too)
+#   EE_BASE_SUITE=bookworm                  Debian suite of the base image (only bookworm was tried)
 #   EE_NO_CACHE=1                           rebuild all: the base image too, every layer (--no-cache)
 # Needs root (podman, debootstrap) and the venv (make venv).
 set -euo pipefail
