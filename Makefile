@@ -80,7 +80,7 @@ bench: venv
 # The execution environment image, built here (no registry, no Galaxy: scripts/ee-build.sh and
 # execution-environment-local.yml), then proved by tests/unit/ee/test_ee_image.py (ansible-doc and
 # a playbook against the IoT Core stand-in inside it). Not part of `make test`: minutes per build.
-trixie, EE_NO_CACHE=1.|trixie, EE_NO_CACHE=1.
+# EE_IMAGE=name:tag, EE_BASE_SUITE=bookworm (the one tried), EE_NO_CACHE=1.
 EE_IMAGE ?= localhost/iotfleet-ee:latest
 ee: venv host
 	EE_IMAGE=$(EE_IMAGE) scripts/ee-build.sh
