@@ -12,6 +12,7 @@ LAB_DIR ?= $(CURDIR)/.lab
 DEMO_PIS ?= 3
 
 .PHONY: venv host lab-image lab-up lab-down demo test unit integration sanity lint molecule bench clean
+.PHONY: ee
 
 venv:
 	@scripts/setup-venv.sh
@@ -75,6 +76,15 @@ bench: venv
 	echo "$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS)"; \
 	$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS) || rc=1; \
 	exit $$rc
+
+# The execution environment image, built here (no registry, no Galaxy: scripts/ee-build.sh and
+# execution-environment-local.yml), then proved by tests/unit/ee/test_ee_image.py (ansible-doc and
+# a playbook against the IoT Core stand-in inside it). Not part of `make test`: minutes per build.
+# EE_IMAGE=name:tag, EE_BASE_SUITE=bookworm (the one tried), EE_NO_CACHE=1.
+EE_IMAGE ?= localhost/iotfleet-ee:latest
+ee: venv host
+	EE_IMAGE=$(EE_IMAGE) scripts/ee-build.sh
+	IOTFLEET_EE_IMAGE=$(EE_IMAGE) $(PY) -m pytest -q -m ee tests/unit/ee
 
 clean:
 	rm -rf .cache tests/output
