@@ -11,11 +11,12 @@ IoTClient and therefore one rate limiter. A device's failure is recorded and the
 
 Controller-side files per device, under ``<pki_dir>/devices/<thing name>/``:
 
-* ``certificate.pem`` - the device certificate, signed by the fleet CA, CN = thing name;
+* ``certificate.pem`` - the device certificate, signed by the fleet CA, CN = thing name (a thing
+  name over 64 characters, registration ``api`` only: :func:`_x509.device_common_name`);
 * ``private.key`` - key mode ``controller`` only: made here, 0600, never returned;
 * ``device.csr`` - key mode ``device`` only: the CSR the device made (its key stays on it).
 
-An existing certificate is kept while it is issued by the fleet CA, names the thing, matches
+An existing certificate is kept while it is issued by the fleet CA, has the thing's CN, matches
 the key (or the CSR) and is valid for more than ``renew_before_days``.
 
 Registration ``api`` (default) registers each certificate, makes the thing and attaches the policy
@@ -57,7 +58,7 @@ CSR_FILE = "device.csr"
 KEY_MODES = ("controller", "device")
 REGISTRATIONS = ("api", "jitp")
 # RFC 5280's upper bound of a common name; JITP names the thing after the certificate's CN
-MAX_COMMON_NAME = 64
+MAX_COMMON_NAME = _x509.MAX_COMMON_NAME
 
 
 class FleetSpec:
@@ -100,7 +101,7 @@ class FleetSpec:
         self.retire_certificates = retire_certificates
 
 
-def validate_devices(devices):
+def validate_devices(devices, registration="api"):
     """Normalise the device list. A device whose own inputs are bad is kept with an ``error``
     (it fails alone, named by its host, before anything is written for it); what concerns the
     whole fleet raises IoTFleetError before any write: not a list, an entry without thing_name,
@@ -109,6 +110,9 @@ def validate_devices(devices):
     Each device: ``thing_name`` (required), ``attributes`` (dict), ``host`` (the inventory
     name, for reports; defaults to the thing name), ``reactivate`` (bool: an INACTIVE
     certificate, an operator's quarantine, is set ACTIVE again only when true).
+
+    Thing names may have 1-128 characters; with ``registration`` ``jitp`` at most 64, because AWS
+    IoT names the thing after the certificate's CN (a longer name fails its device).
     """
     if not isinstance(devices, list):
         raise IoTFleetError("devices must be a list of dicts with at least thing_name.")
@@ -124,11 +128,8 @@ def validate_devices(devices):
                      reactivate=bool(device.get("reactivate")))
         try:
             validate_thing_name(device["thing_name"], what=f"thing name of {host}")
-            if len(device["thing_name"]) > MAX_COMMON_NAME:
-                raise IoTFleetError(
-                    f"The thing name {device['thing_name']!r} of {host} has {len(device['thing_name'])} characters: "
-                    f"the device certificate's CN is the thing name and holds at most {MAX_COMMON_NAME} "
-                    "(RFC 5280); set a shorter iotfleet_thing_name.")
+            if registration == "jitp" and len(device["thing_name"]) > MAX_COMMON_NAME:
+                raise IoTFleetError(_jitp_name_too_long(host, device["thing_name"]))
             entry["attributes"] = normalize_attributes(device.get("attributes"))
         except IoTFleetError as e:
             entry["error"] = e.message if host in e.message else f"{host}: {e.message}"
@@ -142,6 +143,12 @@ def validate_devices(devices):
     if problems:
         raise IoTFleetError("Invalid devices: " + "; ".join(problems) + ".", problems=problems)
     return result
+
+
+def _jitp_name_too_long(host, thing_name):
+    return (f"{host}: the thing name {thing_name!r} has {len(thing_name)} characters: in registration jitp AWS IoT "
+            f"names the thing after the certificate's CN, which holds at most {MAX_COMMON_NAME} (RFC 5280); set a "
+            "shorter iotfleet_thing_name, or use registration api (which allows 128).")
 
 
 def load_fleet_ca(ca_certificate_path, ca_private_key_path):
@@ -209,7 +216,7 @@ def _usable_certificate(cert_pem, spec, thing_name, public_key):
         return None
     now = datetime.datetime.now(datetime.timezone.utc)
     if (
-        _x509.common_name(cert) != thing_name
+        _x509.common_name(cert) != _x509.device_common_name(thing_name)
         or not _x509.is_issued_by(cert, spec.ca_cert)
         or _x509.not_valid_after(cert) - spec.renew_before <= now
         or _x509._public_der(cert.public_key()) != _x509._public_der(public_key)
@@ -258,10 +265,11 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
         if check_mode:
             return None, True, changes
         if spec.key_mode == "device":
-            cert = _x509.sign_csr(spec.ca_cert, spec.ca_key, csr, cn=thing_name, days=spec.certificate_days)
+            cert = _x509.sign_csr(spec.ca_cert, spec.ca_key, csr, cn=_x509.device_common_name(thing_name),
+                                  days=spec.certificate_days)
         else:
             cert = _x509.issue_certificate(
-                spec.ca_cert, spec.ca_key, thing_name, public_key, days=spec.certificate_days
+                spec.ca_cert, spec.ca_key, _x509.device_common_name(thing_name), public_key, days=spec.certificate_days
             )
         _write_private(cert_path, _x509.certificate_pem(cert).encode(), 0o644)
     return cert, bool(changes), changes
@@ -319,11 +327,7 @@ def ensure_device_jitp(spec, device, check_mode=False):
     """
     thing_name = device["thing_name"]
     if len(thing_name) > MAX_COMMON_NAME:
-        raise IoTFleetError(
-            f"The thing name {thing_name!r} has {len(thing_name)} characters: in registration jitp AWS IoT names "
-            f"the thing after the certificate's CN, which holds at most {MAX_COMMON_NAME}; set a shorter "
-            "iotfleet_thing_name."
-        )
+        raise IoTFleetError(_jitp_name_too_long(device["host"], thing_name))
     cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
     return dict(
         host=device["host"],

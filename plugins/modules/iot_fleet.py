@@ -41,7 +41,14 @@ options:
     required: true
     suboptions:
       thing_name:
-        description: The thing name, 1-128 characters from C([a-zA-Z0-9:_-]); also the certificate's CN and the MQTT client id.
+        description:
+          - The thing name, 1-128 characters from C([a-zA-Z0-9:_-]); also the MQTT client id.
+          - The device certificate's CN is the thing name when it has at most 64 characters (the X.509
+            limit). A longer name (O(registration=api) only) gets the CN C(<first 55 characters>-<first 8 hex
+            digits of the SHA-256 of the whole name>), 64 characters, stable and distinct for names that
+            share their first 64; the certificate is bound to its thing by the attachment, not the CN.
+          - With O(registration=jitp) AWS IoT names the thing after the CN, so a name over 64 characters
+            fails its device (named by its host) before anything is written for it.
         type: str
         required: true
       host:
@@ -349,7 +356,7 @@ def run(module):
         raise IoTFleetError("workers must be at least 1.")
     jitp = p["registration"] == "jitp"
     rates = {} if jitp else merged_rate_limits(p["rate_limits"])
-    devices = validate_devices(p["devices"])
+    devices = validate_devices(p["devices"], registration=p["registration"] if p["state"] == "present" else "api")
     if p["state"] == "absent":
         return retire(module, p, devices, merged_rate_limits(p["rate_limits"]))
     ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"])

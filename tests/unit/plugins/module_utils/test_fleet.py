@@ -230,7 +230,7 @@ def test_an_operators_quarantine_stays_and_is_reported(fleet, boto3_iot, fleet_c
 def test_a_bad_device_fails_alone_named_by_its_host_before_any_write(fleet, boto3_iot, fleet_ca, tmp_path):
     client, counter, spec = fleet
     ca_cert, ca_key = fleet_ca
-    long_name = "p" * 65
+    long_name = "p" * 129
     devices = validate_devices([
         dict(host="pi-good.lan", thing_name="pi-good"),
         dict(host="pi-kitchen.lan", thing_name="pi-kitchen", attributes={"room": "my kitchen"}),
@@ -242,7 +242,7 @@ def test_a_bad_device_fails_alone_named_by_its_host_before_any_write(fleet, boto
     by_host = {d["host"]: d for d in result["devices"]}
     assert not by_host["pi-good.lan"]["failed"] and by_host["pi-good.lan"]["certificate_id"]
     assert "room" in by_host["pi-kitchen.lan"]["msg"] and "dict" in by_host["pi-text.lan"]["msg"]
-    assert "pi-long.lan" in by_host["pi-long.lan"]["msg"] and "64" in by_host["pi-long.lan"]["msg"]
+    assert "pi-long.lan" in by_host["pi-long.lan"]["msg"] and "128" in by_host["pi-long.lan"]["msg"]
     for thing in ("pi-kitchen", "pi-text", long_name):   # nothing written for the bad ones
         assert not (tmp_path / "pki" / "devices" / thing).exists()
     assert [t["thingName"] for t in boto3_iot.list_things()["things"]] == ["pi-good"]
@@ -353,3 +353,55 @@ def test_a_large_fleet_reruns_on_about_one_read_per_device(fleet, boto3_iot):
     assert changed == [victim["thing_name"]]
     assert [p["policyName"] for p in boto3_iot.list_attached_policies(target=victim["certificate_arn"])["policies"]] == [POLICY]
     assert boto3_iot.describe_thing(thingName=victim["thing_name"])["attributes"]["room"] == "7"
+
+
+def test_thing_names_of_65_to_128_characters_work_in_registration_api(fleet, boto3_iot, fleet_ca, tmp_path):
+    """The CN holds 64 characters: a longer thing name gets a stable, distinct CN (its first 55
+    characters, '-', 8 hex digits of its SHA-256); the binding is the thing attachment. The
+    certificate is kept on a rerun (the usable check knows the CN), and recovery and retirement
+    work with it."""
+    from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_fleet
+    client, counter, spec = fleet
+    ca_cert, ca_key = fleet_ca
+    names = ["p" * 128, "p" * 100 + "a", "p" * 100 + "b"]   # the last two share their first 64 characters
+    pki = str(tmp_path / "pki")
+
+    def long_spec():
+        return FleetSpec(validate_devices([dict(thing_name=n, host=f"h{i}") for i, n in enumerate(names)]),
+                         ca_cert, ca_key, pki, policy_name=POLICY)
+
+    first = ensure_fleet(client, long_spec())
+    assert first["failed_devices"] == []
+    cns = []
+    for device, name in zip(first["devices"], names):
+        cert = _x509.load_certificate(path=device["certificate_path"], what="certificate")
+        cn = _x509.common_name(cert)
+        assert len(cn) == 64 and cn == _x509.device_common_name(name) and cn.startswith(name[:55] + "-")
+        cns.append(cn)
+        assert _principals(boto3_iot, name) == [device["certificate_arn"]]
+    assert len(set(cns)) == 3
+    assert _x509.device_common_name("p" * 64) == "p" * 64
+
+    counter.reset()
+    again = ensure_fleet(client, long_spec())
+    assert not again["changed"] and counter.snapshot()["writes"] == 0
+    assert [d["certificate_id"] for d in again["devices"]] == [d["certificate_id"] for d in first["devices"]]
+
+    old = first["devices"][1]
+    boto3_iot.update_certificate(certificateId=old["certificate_id"], newStatus="REVOKED")
+    recovered = ensure_fleet(client, long_spec())["devices"][1]
+    assert recovered["superseded_certificates"] == [old["certificate_id"]]
+    assert _principals(boto3_iot, names[1]) == [recovered["certificate_arn"]]
+
+    retired = retire_fleet(client, FleetSpec(validate_devices([dict(thing_name=names[1])]), None, None, pki))
+    assert retired["failed_devices"] == [] and retired["devices"][0]["thing_deleted"]
+    assert retired["devices"][0]["retired_certificates"] == [recovered["certificate_id"]]
+    assert sorted(t["thingName"] for t in boto3_iot.list_things()["things"]) == sorted([names[0], names[2]])
+
+
+def test_jitp_refuses_a_thing_name_over_64_naming_the_host_before_any_write():
+    devices = validate_devices([dict(host="pi-long.lan", thing_name="p" * 65), dict(thing_name="pi-ok")],
+                               registration="jitp")
+    assert devices[0]["error"].startswith("pi-long.lan: ") and "64" in devices[0]["error"]
+    assert "error" not in devices[1]
+    assert "error" not in validate_devices([dict(thing_name="p" * 65)])[0]   # api allows 128
