@@ -150,7 +150,8 @@ def test_jitp_fleet_moves_to_api_registered_by_the_api(fleet, boto3_iot):
     assert api["failed_devices"] == []
     for before, after in zip(jitp["devices"], api["devices"]):
         assert after["certificate_id"] == before["certificate_id"]
-        assert after["changes"] == ["certificate registration", "thing", "policy attachment", "thing principal"]
+        assert after["changes"] == ["certificate registration", "thing", "thing groups", "policy attachment",
+                                    "thing principal"]   # thing groups: the managed group
         status = boto3_iot.describe_certificate(certificateId=after["certificate_id"])["certificateDescription"]
         assert status["status"] == "ACTIVE"
 
