@@ -737,20 +737,20 @@ def fleet_drift(client, spec, inventory, prune=False, workers=8, check_mode=Fals
         if not client.paginate("list_principal_things", "things", principal=item["certificateArn"]):
             orphan_certificates.append(item["certificateId"])
     result = dict(changed=False, orphan_things=orphan_things, orphan_certificates=sorted(orphan_certificates),
-                  pruned=bool(prune), devices=[], retired_certificates=[], failed=[])
+                  pruned=bool(prune), devices=[], retired_certificates=[], failures=[])
     if not prune:
         return result
     prune_spec = FleetSpec([dict(host=t, thing_name=t) for t in orphan_things], spec.ca_cert, None, spec.pki_dir,
                            retire_certificates=spec.retire_certificates)
     retired = _per_device(prune_spec, workers, lambda d: retire_device(client, prune_spec, d, check_mode))
     result["devices"] = retired["devices"]
-    result["failed"] = [f"thing {d['thing_name']}: {d['msg']}" for d in retired["devices"] if d["failed"]]
+    result["failures"] = [f"thing {d['thing_name']}: {d['msg']}" for d in retired["devices"] if d["failed"]]
     for certificate_id in result["orphan_certificates"]:
         try:
             if _retire_certificate(client, spec, certificate_id, check_mode):
                 result["retired_certificates"].append(certificate_id)
         except (IoTFleetError, IoTAWSError) as e:
-            result["failed"].append(f"certificate {certificate_id}: {e}")
+            result["failures"].append(f"certificate {certificate_id}: {e}")
     result["changed"] = retired["changed"] or bool(result["retired_certificates"])
     return result
 

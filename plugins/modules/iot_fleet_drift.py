@@ -127,7 +127,7 @@ retired_certificates:
   returned: always
   type: list
   elements: str
-failed:
+failures:
   description: What could not be retired (thing or certificate, and why); the module fails when it is not empty.
   returned: always
   type: list
@@ -155,8 +155,8 @@ def run(module):
     client = module.iot_client(limiter=RateLimiter(DEFAULT_RATE_LIMITS))
     result = fleet_drift(client, spec, p["inventory"], prune=p["prune"], workers=p["workers"],
                          check_mode=module.check_mode)
-    if result["failed"]:
-        raise IoTFleetError(f"{len(result['failed'])} retirements failed: {'; '.join(result['failed'])}", **result)
+    if result["failures"]:
+        raise IoTFleetError(f"{len(result['failures'])} retirements failed: {'; '.join(result['failures'])}", **result)
     return result
 
 

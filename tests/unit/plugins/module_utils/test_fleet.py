@@ -546,7 +546,7 @@ def test_drift_reports_managed_things_out_of_the_inventory_and_lone_certificates
         fleet_drift(client, drift_spec, [], prune=True)
 
     pruned = fleet_drift(client, drift_spec, inventory, prune=True)
-    assert pruned["changed"] and pruned["failed"] == []
+    assert pruned["changed"] and pruned["failures"] == []
     assert pruned["devices"][0]["thing_name"] == "pi-3" and pruned["devices"][0]["thing_deleted"]
     assert pruned["devices"][0]["retired_certificates"] == [devices[3]["certificate_id"]]
     assert not (pki / "devices" / "pi-3").exists()
@@ -557,3 +557,28 @@ def test_drift_reports_managed_things_out_of_the_inventory_and_lone_certificates
 
     again = fleet_drift(client, drift_spec, inventory, prune=True)
     assert not again["changed"] and again["orphan_things"] == [] and again["orphan_certificates"] == []
+
+
+def test_a_large_fleet_with_thing_groups_reads_memberships_in_pages(fleet, boto3_iot, fleet_ca, tmp_path, monkeypatch):
+    """With the registry snapshot (large fleets) the members of the declared groups are read in
+    pages once: a rerun lists no device's groups, and a membership removed behind the module's back
+    is still repaired."""
+    from ansible_collections.iotfleet.aws.plugins.module_utils import _fleet
+    monkeypatch.setattr(_fleet, "BULK_READ_MIN_DEVICES", 4)
+    client, counter, spec = fleet
+    ca_cert, ca_key = fleet_ca
+    n = 6
+
+    def group_spec():
+        devices = validate_devices([dict(thing_name=f"pi-{i}", thing_groups=["site-a"]) for i in range(n)])
+        return FleetSpec(devices, ca_cert, ca_key, str(tmp_path / "pki"), policy_name=POLICY)
+
+    assert ensure_fleet(client, group_spec())["failed_devices"] == []
+    boto3_iot.remove_thing_from_thing_group(thingGroupName="site-a", thingName="pi-4")
+    counter.reset()
+    again = ensure_fleet(client, group_spec())
+    calls = counter.snapshot()["calls"]
+    assert [d["thing_name"] for d in again["devices"] if d["changed"]] == ["pi-4"]
+    assert "ListThingGroupsForThing" not in calls and calls["ListThingsInThingGroup"] == 1, calls
+    assert calls["AddThingToThingGroup"] == 1 and counter.snapshot()["writes"] == 1
+    assert _groups_of(boto3_iot, "pi-4") == ["iotfleet-managed", "site-a"]
