@@ -67,6 +67,7 @@ def ensure_certificate(
     ca_cert=None,
     certificate_id=None,
     now=None,
+    predict_arn=False,
 ):
     """Make the device certificate registered with ``status`` (default ACTIVE for a new one).
 
@@ -77,7 +78,8 @@ def ensure_certificate(
     ``status=None`` leaves an existing certificate's status alone.
 
     One describe, at most one write. Returns an Outcome with certificate_id, certificate_arn,
-    status and ca_certificate_id.
+    status and ca_certificate_id. In check mode a certificate still to be registered has the
+    ARN AWS will give it when ``predict_arn`` (see :func:`predicted_certificate_arn`), else None.
     """
     status = normalize_status(status)
     if cert is None and certificate_pem is not None:
@@ -104,6 +106,8 @@ def ensure_certificate(
         after = _facts(certificate_id, new_status, ca_id)
         values = dict(certificate_id=certificate_id, certificate_arn=None, status=new_status, ca_certificate_id=ca_id)
         if check_mode:
+            if predict_arn:
+                values["certificate_arn"] = predicted_certificate_arn(client, certificate_id)
             return Outcome(True, before={}, after=after, **values)
         try:
             if ca_cert is not None:
@@ -128,6 +132,14 @@ def ensure_certificate(
         values["certificate_arn"] = response.get("certificateArn")
         return Outcome(True, before={}, after=after, **values)
     return _converge_existing(client, certificate_id, current, status, ca_id, check_mode)
+
+
+def predicted_certificate_arn(client, certificate_id):
+    """The ARN AWS IoT gives a certificate it registers: ``arn:<partition>:iot:<region>:<account>:cert/<id>``,
+    the id being the SHA-256 of the DER (known locally). The account costs one STS GetCallerIdentity
+    per module run (the client's :meth:`IoTClient.arn_prefix`); None when the client cannot tell."""
+    prefix = client.arn_prefix()
+    return f"{prefix}cert/{certificate_id}" if prefix else None
 
 
 def _converge_existing(client, certificate_id, current, status, ca_id, check_mode):
@@ -325,4 +337,4 @@ def run_certificate(client, params, check_mode=False):
         ca_cert = _x509.load_certificate(params.get("ca_certificate_content"), path=params.get("ca_certificate"),
                                          what="CA certificate")
     return ensure_certificate(client, status=params.get("status"), check_mode=check_mode, cert=cert,
-                              ca_cert=ca_cert, certificate_id=params.get("certificate_id"))
+                              ca_cert=ca_cert, certificate_id=params.get("certificate_id"), predict_arn=True)

@@ -195,8 +195,11 @@ class IoTClient:
     """
 
     def __init__(self, boto3_client, retry=None, limiter=None, outage_seconds=DEFAULT_OUTAGE_SECONDS,
-                 clock=time.monotonic, sleep=time.sleep):
+                 clock=time.monotonic, sleep=time.sleep, account_info=None):
         self.raw = boto3_client
+        # () -> (account id, partition), asked once and only when an ARN must be predicted (check mode)
+        self._account_info = account_info
+        self._arn_prefix = None
         self.outage_seconds = float(outage_seconds)
         self.writes = 0   # write calls that reached AWS (a failed task still reports changed)
         self._clock, self._sleep = clock, sleep
@@ -208,8 +211,17 @@ class IoTClient:
             limiter.attach(boto3_client)
 
     @classmethod
-    def from_module(cls, module, limiter=None, retry=None):
-        return cls(module.client("iot"), retry=retry, limiter=limiter)
+    def from_module(cls, module, limiter=None, retry=None, account_info=None):
+        return cls(module.client("iot"), retry=retry, limiter=limiter, account_info=account_info)
+
+    def arn_prefix(self):
+        """``arn:<partition>:iot:<region>:<account id>:`` of this client, for ARNs AWS has not made yet
+        (check mode). The account comes from ``account_info`` (the module's STS GetCallerIdentity: one
+        call per client, cached); None when the client has no such source."""
+        if self._arn_prefix is None and self._account_info is not None:
+            account, partition = self._account_info()
+            self._arn_prefix = f"arn:{partition}:iot:{self.raw.meta.region_name}:{account}:"
+        return self._arn_prefix
 
     def _method(self, operation):
         fn = self._wrapped.get(operation)

@@ -11,11 +11,12 @@ IoTClient and therefore one rate limiter. A device's failure is recorded and the
 
 Controller-side files per device, under ``<pki_dir>/devices/<thing name>/``:
 
-* ``certificate.pem`` - the device certificate, signed by the fleet CA, CN = thing name;
+* ``certificate.pem`` - the device certificate, signed by the fleet CA, CN = thing name (a thing
+  name over 64 characters, registration ``api`` only: :func:`_x509.device_common_name`);
 * ``private.key`` - key mode ``controller`` only: made here, 0600, never returned;
 * ``device.csr`` - key mode ``device`` only: the CSR the device made (its key stays on it).
 
-An existing certificate is kept while it is issued by the fleet CA, names the thing, matches
+An existing certificate is kept while it is issued by the fleet CA, has the thing's CN, matches
 the key (or the CSR) and is valid for more than ``renew_before_days``.
 
 Registration ``api`` (default) registers each certificate, makes the thing and attaches the policy
@@ -45,7 +46,10 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_
 from ansible_collections.iotfleet.aws.plugins.module_utils._policy import validate_policy_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import validate_thing_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing_groups
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import normalize_attributes
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing import validate_thing_groups
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing_group import ensure_thing_group
 
 # AWS IoT operations that change something (for call accounting: a no-change rerun makes none)
 WRITE_PREFIXES = ("Create", "Register", "Update", "Attach", "Detach", "Delete", "Set", "Add", "Remove", "Accept",
@@ -56,8 +60,10 @@ KEY_FILE = "private.key"
 CSR_FILE = "device.csr"
 KEY_MODES = ("controller", "device")
 REGISTRATIONS = ("api", "jitp")
+# the static thing group every thing this collection creates joins: what drift and prune look at
+MANAGED_THING_GROUP = "iotfleet-managed"
 # RFC 5280's upper bound of a common name; JITP names the thing after the certificate's CN
-MAX_COMMON_NAME = 64
+MAX_COMMON_NAME = _x509.MAX_COMMON_NAME
 
 
 class FleetSpec:
@@ -80,6 +86,7 @@ class FleetSpec:
         register_with_ca=True,
         registration="api",
         retire_certificates="delete",
+        managed_thing_group=MANAGED_THING_GROUP,
     ):
         if registration not in REGISTRATIONS:
             raise IoTFleetError(f"registration must be one of {', '.join(REGISTRATIONS)}, got {registration!r}.")
@@ -98,9 +105,10 @@ class FleetSpec:
         self.register_with_ca = register_with_ca
         self.registration = registration
         self.retire_certificates = retire_certificates
+        self.managed_thing_group = managed_thing_group or None
 
 
-def validate_devices(devices):
+def validate_devices(devices, registration="api"):
     """Normalise the device list. A device whose own inputs are bad is kept with an ``error``
     (it fails alone, named by its host, before anything is written for it); what concerns the
     whole fleet raises IoTFleetError before any write: not a list, an entry without thing_name,
@@ -108,7 +116,11 @@ def validate_devices(devices):
 
     Each device: ``thing_name`` (required), ``attributes`` (dict), ``host`` (the inventory
     name, for reports; defaults to the thing name), ``reactivate`` (bool: an INACTIVE
-    certificate, an operator's quarantine, is set ACTIVE again only when true).
+    certificate, an operator's quarantine, is set ACTIVE again only when true), ``thing_groups``
+    (list of static thing group names the thing joins; it is never taken out of other groups).
+
+    Thing names may have 1-128 characters; with ``registration`` ``jitp`` at most 64, because AWS
+    IoT names the thing after the certificate's CN (a longer name fails its device).
     """
     if not isinstance(devices, list):
         raise IoTFleetError("devices must be a list of dicts with at least thing_name.")
@@ -121,15 +133,16 @@ def validate_devices(devices):
             continue
         host = device.get("host") or device["thing_name"]
         entry = dict(host=host, thing_name=device["thing_name"], attributes=None,
-                     reactivate=bool(device.get("reactivate")))
+                     reactivate=bool(device.get("reactivate")), thing_groups=[])
         try:
             validate_thing_name(device["thing_name"], what=f"thing name of {host}")
-            if len(device["thing_name"]) > MAX_COMMON_NAME:
-                raise IoTFleetError(
-                    f"The thing name {device['thing_name']!r} of {host} has {len(device['thing_name'])} characters: "
-                    f"the device certificate's CN is the thing name and holds at most {MAX_COMMON_NAME} "
-                    "(RFC 5280); set a shorter iotfleet_thing_name.")
+            if registration == "jitp" and len(device["thing_name"]) > MAX_COMMON_NAME:
+                raise IoTFleetError(_jitp_name_too_long(host, device["thing_name"]))
             entry["attributes"] = normalize_attributes(device.get("attributes"))
+            groups = device.get("thing_groups")
+            if groups is not None and not isinstance(groups, list):
+                raise IoTFleetError(f"thing_groups must be a list of thing group names, got {type(groups).__name__}.")
+            entry["thing_groups"] = validate_thing_groups(groups) or []
         except IoTFleetError as e:
             entry["error"] = e.message if host in e.message else f"{host}: {e.message}"
         if device["thing_name"] in seen:
@@ -142,6 +155,12 @@ def validate_devices(devices):
     if problems:
         raise IoTFleetError("Invalid devices: " + "; ".join(problems) + ".", problems=problems)
     return result
+
+
+def _jitp_name_too_long(host, thing_name):
+    return (f"{host}: the thing name {thing_name!r} has {len(thing_name)} characters: in registration jitp AWS IoT "
+            f"names the thing after the certificate's CN, which holds at most {MAX_COMMON_NAME} (RFC 5280); set a "
+            "shorter iotfleet_thing_name, or use registration api (which allows 128).")
 
 
 def load_fleet_ca(ca_certificate_path, ca_private_key_path):
@@ -209,7 +228,7 @@ def _usable_certificate(cert_pem, spec, thing_name, public_key):
         return None
     now = datetime.datetime.now(datetime.timezone.utc)
     if (
-        _x509.common_name(cert) != thing_name
+        _x509.common_name(cert) != _x509.device_common_name(thing_name)
         or not _x509.is_issued_by(cert, spec.ca_cert)
         or _x509.not_valid_after(cert) - spec.renew_before <= now
         or _x509._public_der(cert.public_key()) != _x509._public_der(public_key)
@@ -258,10 +277,11 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
         if check_mode:
             return None, True, changes
         if spec.key_mode == "device":
-            cert = _x509.sign_csr(spec.ca_cert, spec.ca_key, csr, cn=thing_name, days=spec.certificate_days)
+            cert = _x509.sign_csr(spec.ca_cert, spec.ca_key, csr, cn=_x509.device_common_name(thing_name),
+                                  days=spec.certificate_days)
         else:
             cert = _x509.issue_certificate(
-                spec.ca_cert, spec.ca_key, thing_name, public_key, days=spec.certificate_days
+                spec.ca_cert, spec.ca_key, _x509.device_common_name(thing_name), public_key, days=spec.certificate_days
             )
         _write_private(cert_path, _x509.certificate_pem(cert).encode(), 0o644)
     return cert, bool(changes), changes
@@ -319,11 +339,7 @@ def ensure_device_jitp(spec, device, check_mode=False):
     """
     thing_name = device["thing_name"]
     if len(thing_name) > MAX_COMMON_NAME:
-        raise IoTFleetError(
-            f"The thing name {thing_name!r} has {len(thing_name)} characters: in registration jitp AWS IoT names "
-            f"the thing after the certificate's CN, which holds at most {MAX_COMMON_NAME}; set a shorter "
-            "iotfleet_thing_name."
-        )
+        raise IoTFleetError(_jitp_name_too_long(device["host"], thing_name))
     cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
     return dict(
         host=device["host"],
@@ -360,6 +376,11 @@ class RegistrySnapshot:
         self.policy = spec.policy_name
         self.targets = set(client.paginate("list_targets_for_policy", "targets", policyName=self.policy,
                                            pageSize=250)) if self.policy else set()
+        # the members of the groups devices declare (ListThingsInThingGroup pages), so no device
+        # lists its own groups; None when no device declares any
+        declared = sorted({g for d in spec.devices for g in d.get("thing_groups") or []})
+        self.members = {g: set(client.paginate("list_things_in_thing_group", "things", thingGroupName=g,
+                                               maxResults=250)) for g in declared} if declared else None
 
     def thing(self, name):
         """A describe_thing answer from the listing (no thingId), or None when the thing does not exist."""
@@ -398,18 +419,31 @@ class SnapshotClient:
         return self._client.paginate(operation, result_key, **kwargs)
 
 
-def ensure_device(client, spec, device, check_mode=False, snapshot=None):
+def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=None):
     """Everything for one device; returns its result dict (no secrets).
 
-    Calls per device: a new device (key and certificate made now) DescribeThing and 4 writes;
+    Calls per device: a new device (key and certificate made now) DescribeThing and 4 writes
+    (+1 AddThingToThingGroup per group it joins: the managed group, its ``thing_groups``);
     an unchanged device 4 reads (DescribeCertificate, DescribeThing, ListAttachedPolicies of
     its certificate, ListPrincipalThings of its certificate) and no write - or, with a
-    ``snapshot`` of the registry (large fleets), only ListPrincipalThings.
+    ``snapshot`` of the registry (large fleets), only ListPrincipalThings. A device with
+    ``thing_groups`` reads its groups once more (ListThingGroupsForThing) unless a snapshot holds them.
+    ``groups``: the :func:`ensure_fleet_groups` answer (groups made once per run).
+
+    ``result["diff"]``: before/after of the device (certificate id and status, thing attributes and
+    type, thing groups, policy and thing attachments, certificates retired); :func:`ensure_fleet`
+    takes it out of the result.
     """
     if spec.registration == "jitp":
         return ensure_device_jitp(spec, device, check_mode=check_mode)
     thing_name = device["thing_name"]
+    join = list(device.get("thing_groups") or [])
+    refused = [(groups or {}).get("problems", {}).get(g) for g in join]
+    if any(refused):
+        raise IoTFleetError(f"{device['host']}: " + "; ".join(r for r in refused if r))
     result = dict(host=device["host"], thing_name=thing_name, changed=False, changes=[], failed=False)
+    before, after = {}, {}
+    result["diff"] = dict(before=before, after=after)
     if snapshot is not None:
         client = SnapshotClient(client, snapshot)
     cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
@@ -426,6 +460,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None):
         # operator's quarantine and stays so unless the device says reactivate.
         outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE" if fresh else None,
                                      check_mode=check_mode)
+        before["certificate"] = _certificate_diff(outcome.before)
         status = outcome.values.get("status")
         if status == "INACTIVE" and not fresh and not device.get("reactivate"):
             result["quarantined"] = True
@@ -443,6 +478,8 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None):
                 result["certificate_arn"] = None
                 result["superseded_certificates"] = [outcome.values["certificate_id"]]
                 result["changed"] = True
+                after["certificate"] = dict(certificate_id=None, status="ACTIVE")
+                after["retired_certificates"] = list(result["superseded_certificates"])
                 return result
             revoked = outcome.values["certificate_id"]
             _retire_certificate(client, spec, revoked, check_mode=False)   # dead already: no detach may wait
@@ -453,6 +490,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None):
             client = FreshCertificateClient(client, _x509.certificate_id(cert))
             outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE")
             fresh = True
+        after["certificate"] = _certificate_diff(outcome.after)
         result["certificate_id"] = outcome.values["certificate_id"]
         cert_arn = outcome.values.get("certificate_arn")
         if outcome.changed:
@@ -460,6 +498,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None):
     else:
         result["certificate_id"] = None
         result["changes"].append("certificate registration")
+        before["certificate"], after["certificate"] = None, dict(certificate_id=None, status="ACTIVE")
     result["certificate_arn"] = cert_arn
 
     outcome = ensure_thing(
@@ -473,20 +512,40 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None):
     )
     result["thing_arn"] = outcome.values.get("thing_arn")
     thing_created = outcome.changed and not outcome.before
+    before["thing"], after["thing"] = _thing_diff(outcome.before), _thing_diff(outcome.after)
     if outcome.changed:
         result["changes"].append("thing")
+
+    if thing_created and spec.managed_thing_group and spec.managed_thing_group not in join:
+        join.append(spec.managed_thing_group)   # marked as this collection's when created (drift, prune)
+    if join:
+        current = [] if thing_created else None
+        if current is None and snapshot is not None and snapshot.members is not None:
+            current = [g for g in join if thing_name in snapshot.members.get(g, ())]
+        groups_changed, groups_before, groups_after = ensure_thing_groups(
+            client, thing_name, join, check_mode=check_mode, exists=not thing_created, current=current,
+            groups_checked=True)
+        result["thing_groups"] = groups_after
+        before["thing_groups"], after["thing_groups"] = groups_before, groups_after
+        if groups_changed:
+            result["changes"].append("thing groups")
 
     if cert_arn is None:
         # check mode with a certificate still to be issued or registered: both links are new
         if spec.policy_name:
             result["changes"].append("policy attachment")
+            before["policy_attached"], after["policy_attached"] = False, True
         result["changes"].append("thing principal")
+        before["thing_principal_attached"], after["thing_principal_attached"] = False, True
     else:
         if spec.policy_name:
             outcome = ensure_policy_attachment(client, spec.policy_name, cert_arn, check_mode=check_mode)
+            before["policy_attached"], after["policy_attached"] = outcome.before["attached"], outcome.after["attached"]
             if outcome.changed:
                 result["changes"].append("policy attachment")
         outcome = ensure_thing_principal(client, thing_name, cert_arn, exclusive=spec.exclusive, check_mode=check_mode)
+        before["thing_principal_attached"] = outcome.before["attached"]
+        after["thing_principal_attached"] = outcome.after["attached"]
         if outcome.changed:
             result["changes"].append("thing principal")
         if cert is not None and fresh and not thing_created:
@@ -495,8 +554,51 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None):
             if superseded:
                 result["superseded_certificates"] = result.get("superseded_certificates", []) + superseded
                 result["changes"].append("retired superseded certificates")
+    if result.get("superseded_certificates"):
+        after["retired_certificates"] = list(result["superseded_certificates"])
     result["changed"] = bool(result["changes"]) or changed
     return result
+
+
+def _certificate_diff(facts):
+    """A certificate's id and status for a diff (public facts only), or None when it did not exist."""
+    if not facts:
+        return None
+    return dict(certificate_id=facts.get("certificate_id"), status=facts.get("status"))
+
+
+def _thing_diff(facts):
+    if not facts:
+        return None
+    return dict(attributes=facts.get("attributes") or {}, thing_type=facts.get("thing_type"))
+
+
+def ensure_fleet_groups(client, spec, check_mode=False):
+    """The thing groups the fleet's things join, made sure of once per run (not per device): the
+    managed group and every device's ``thing_groups``; a missing one is created as a static group
+    (predicted in check mode). One DescribeThingGroup per group.
+
+    Returns ``{"created": [names], "problems": {name: why}}``: a group that cannot take things (a
+    dynamic group, whose members AWS IoT picks by its query) or could not be made fails the devices
+    that name it, not the fleet.
+    """
+    names = [spec.managed_thing_group] if spec.managed_thing_group else []
+    for device in spec.devices:
+        if not device.get("error"):
+            names += [g for g in device.get("thing_groups") or [] if g not in names]
+    created, problems = [], {}
+    for name in names:
+        try:
+            outcome = ensure_thing_group(client, name, check_mode=check_mode)
+        except (IoTFleetError, IoTAWSError) as e:
+            problems[name] = f"thing group {name!r}: {e}"
+            continue
+        if outcome.values.get("dynamic"):
+            problems[name] = (f"thing group {name!r} is a dynamic group: AWS IoT picks its members by its query and "
+                              "adds no thing on request; list static groups in thing_groups")
+        elif outcome.changed:
+            created.append(name)
+    return dict(created=created, problems=problems)
 
 
 def _retire_others(client, spec, thing_name, keep_arn, check_mode):
@@ -591,21 +693,98 @@ def retire_fleet(client, spec, certificates="delete", workers=8, check_mode=Fals
     return _per_device(spec, workers, lambda d: retire_device(client, spec, d, check_mode))
 
 
-def ensure_fleet(client, spec, workers=8, check_mode=False):
+def fleet_drift(client, spec, inventory, prune=False, workers=8, check_mode=False):
+    """Drift between the inventory and the registry, and (``prune``) its end.
+
+    Reports (a) the things of the managed thing group (things this collection created) whose name is
+    not in ``inventory`` (the thing names of the WHOLE inventory, not only the devices of one run),
+    and (b) the fleet CA's certificates attached to no thing - leaving out the certificate each
+    inventory device holds on the controller (the fleet module attaches it) and REVOKED ones (retired
+    on purpose, kept for audit). With ``prune`` both are retired as :func:`retire_device` does
+    (certificates INACTIVE, detached, deleted or REVOKED per ``spec.retire_certificates``; the thing
+    deleted; its controller files archived with the key destroyed). A failure stays with its thing or
+    certificate.
+
+    Reads: ListThingsInThingGroup and ListCertificatesByCA in pages of 250, one DescribeThing per
+    managed thing out of the inventory, and one ListPrincipalThings per CA certificate that is no
+    inventory device's.
+    """
+    if not spec.managed_thing_group:
+        raise IoTFleetError("Drift needs the managed thing group (managed_thing_group): it marks the things "
+                            "this collection created.")
+    known = set(inventory)
+    if prune and not known:
+        raise IoTFleetError("prune with an empty inventory would retire every managed thing: refused. Give the "
+                            "thing names of the whole inventory.")
+    managed = client.paginate("list_things_in_thing_group", "things", thingGroupName=spec.managed_thing_group,
+                              maxResults=250)
+    # a deleted thing can still be listed as a member for a while (the stand-in keeps it for good)
+    orphan_things = sorted(t for t in set(managed) - known if client.get("describe_thing", thingName=t) is not None)
+    held = set()
+    for name in known:
+        pem = _read_optional(os.path.join(device_dir(spec.pki_dir, name), CERTIFICATE_FILE))
+        if pem is None:
+            continue
+        try:
+            held.add(_x509.certificate_id(_x509.load_certificate(pem, what="device certificate")))
+        except IoTFleetError:
+            pass   # a damaged file holds no certificate: provision replaces it
+    orphan_certificates = []
+    for item in client.paginate("list_certificates_by_ca", "certificates",
+                                caCertificateId=_x509.certificate_id(spec.ca_cert), pageSize=250):
+        if item["certificateId"] in held or item.get("status") == "REVOKED":
+            continue
+        if not client.paginate("list_principal_things", "things", principal=item["certificateArn"]):
+            orphan_certificates.append(item["certificateId"])
+    result = dict(changed=False, orphan_things=orphan_things, orphan_certificates=sorted(orphan_certificates),
+                  pruned=bool(prune), devices=[], retired_certificates=[], failures=[])
+    if not prune:
+        return result
+    prune_spec = FleetSpec([dict(host=t, thing_name=t) for t in orphan_things], spec.ca_cert, None, spec.pki_dir,
+                           retire_certificates=spec.retire_certificates)
+    retired = _per_device(prune_spec, workers, lambda d: retire_device(client, prune_spec, d, check_mode))
+    result["devices"] = retired["devices"]
+    result["failures"] = [f"thing {d['thing_name']}: {d['msg']}" for d in retired["devices"] if d["failed"]]
+    for certificate_id in result["orphan_certificates"]:
+        try:
+            if _retire_certificate(client, spec, certificate_id, check_mode):
+                result["retired_certificates"].append(certificate_id)
+        except (IoTFleetError, IoTAWSError) as e:
+            result["failures"].append(f"certificate {certificate_id}: {e}")
+    result["changed"] = retired["changed"] or bool(result["retired_certificates"])
+    return result
+
+
+def ensure_fleet(client, spec, workers=8, check_mode=False, diff=False):
     """Run :func:`ensure_device` for every device in a thread pool; never stops at a failure.
 
     Returns the module values: ``changed``, ``devices`` (one result per device, in input
-    order), ``failed_devices``, ``quarantined_devices``. The caller fails the module when
-    ``failed_devices`` is set. In registration ``jitp`` ``client`` is not used (None is fine).
+    order), ``failed_devices``, ``quarantined_devices``, ``thing_groups_created``; with ``diff``
+    also ``diff``, one before/after per changed device (nothing when nothing changed). The caller
+    fails the module when ``failed_devices`` is set. In registration ``jitp`` ``client`` is not
+    used (None is fine).
     """
     if spec.policy_name:
         validate_policy_name(spec.policy_name)
-    snapshot = None
+    snapshot = groups = None
+    if spec.registration == "api":
+        groups = ensure_fleet_groups(client, spec, check_mode=check_mode)
     if spec.registration == "api" and len(spec.devices) >= BULK_READ_MIN_DEVICES:
         snapshot = RegistrySnapshot(client, spec)   # a few pages instead of three reads per device
     result = _per_device(spec, workers, lambda d: ensure_device(client, spec, d, check_mode=check_mode,
-                                                                snapshot=snapshot))
+                                                                snapshot=snapshot, groups=groups))
     result["quarantined_devices"] = [r["host"] for r in result["devices"] if r.get("quarantined")]
+    result["thing_groups_created"] = groups["created"] if groups else []
+    if result["thing_groups_created"]:
+        result["changed"] = True
+    diffs = []
+    for device in result["devices"]:
+        device_diff = device.pop("diff", None)
+        if device_diff is not None and device["changed"]:
+            label = f"{device['host']} (thing {device['thing_name']})"
+            diffs.append(dict(before_header=label, after_header=label, **device_diff))
+    if diff:
+        result["diff"] = diffs
     return result
 
 

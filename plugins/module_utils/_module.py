@@ -6,6 +6,7 @@
 """The module base class: AnsibleAWSModule with this collection's client and one exit path."""
 
 from ansible_collections.amazon.aws.plugins.module_utils.common import set_collection_info
+from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
@@ -26,7 +27,10 @@ class IoTModule(AnsibleAWSModule):
         super().__init__(*args, **kwargs)
 
     def iot_client(self, limiter=None, retry=None):
-        client = IoTClient.from_module(self, limiter=limiter, retry=retry)
+        # the account of a predicted ARN (check mode): amazon.aws's STS GetCallerIdentity (IAM GetUser
+        # as a fallback), one call, made only when an ARN must be predicted
+        client = IoTClient.from_module(self, limiter=limiter, retry=retry,
+                                       account_info=lambda: get_aws_account_info(self))
         self.__dict__.setdefault("_iot_clients", []).append(client)
         return client
 

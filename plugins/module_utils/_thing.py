@@ -267,19 +267,24 @@ def list_thing_groups(client, thing_name):
     return sorted(g["groupName"] for g in groups)
 
 
-def ensure_thing_groups(client, thing_name, thing_groups, purge=False, check_mode=False, exists=True):
+def ensure_thing_groups(client, thing_name, thing_groups, purge=False, check_mode=False, exists=True,
+                        current=None, groups_checked=False):
     """Put the thing into ``thing_groups`` (and out of others with ``purge``).
 
     Returns ``(changed, before, after)`` as sorted lists of group names. ``exists`` False means
-    the thing is only about to be created (check mode): it is in no group yet.
+    the thing is new (or only about to be created in check mode): it is in no group yet.
+    ``current``: the thing's groups as far as the caller knows them already (then none is listed);
+    ``groups_checked``: the caller made sure once that the groups exist (a batch), so none is
+    described per thing.
     """
     thing_groups = validate_thing_groups(thing_groups)
-    current = list_thing_groups(client, thing_name) if exists else []
+    if current is None:
+        current = list_thing_groups(client, thing_name) if exists else []
     if thing_groups is None:
         return False, current, current
     to_add = [g for g in thing_groups if g not in current]
     to_remove = [g for g in current if g not in thing_groups] if purge else []
-    for group in to_add:
+    for group in [] if groups_checked else to_add:
         if client.get("describe_thing_group", thingGroupName=group) is None:
             raise IoTFleetError(f"Thing group {group!r} does not exist: create it first.")
     if not check_mode:

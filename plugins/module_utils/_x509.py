@@ -140,6 +140,22 @@ def common_name(name_or_cert):
     return attrs[0].value if attrs else None
 
 
+MAX_COMMON_NAME = 64   # RFC 5280's upper bound of a common name
+_CN_HASH_CHARS = 8
+
+
+def device_common_name(thing_name):
+    """The CN of a device certificate for ``thing_name``: the thing name itself when it fits in a
+    CN (1-64 characters); a longer thing name (AWS IoT allows 128) is cut to its first 55
+    characters, then ``-`` and the first 8 hex digits of the SHA-256 of the whole name - 64
+    characters, stable, and distinct for names that share their first 64. The certificate's binding
+    to the thing is its attachment (AttachThingPrincipal), not its CN."""
+    if len(thing_name) <= MAX_COMMON_NAME:
+        return thing_name
+    digest = hashlib.sha256(thing_name.encode("utf-8")).hexdigest()[:_CN_HASH_CHARS]
+    return f"{thing_name[:MAX_COMMON_NAME - _CN_HASH_CHARS - 1]}-{digest}"
+
+
 def describe(cert):
     """A short human description for messages: subject, issuer and id."""
     subject, issuer = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
@@ -327,7 +343,7 @@ def _validity(ca_cert, days, now):
 
 
 def _name(cn):
-    if not isinstance(cn, str) or not cn or len(cn) > 64:
+    if not isinstance(cn, str) or not cn or len(cn) > MAX_COMMON_NAME:
         raise IoTFleetError(f"A certificate common name must be 1-64 characters, got {cn!r}.")
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 

@@ -124,7 +124,13 @@ certificate_id:
   type: str
   sample: 9f0e1d2c3b4a59687766554433221100ffeeddccbbaa99887766554433221100
 certificate_arn:
-  description: The ARN of the certificate; V(null) when it is not registered (yet, in check mode).
+  description:
+    - The ARN of the certificate; V(null) after removal.
+    - In check mode, for a certificate still to be registered, the ARN AWS IoT will give it
+      (C(arn:<partition>:iot:<region>:<account>:cert/<id>), the id being the SHA-256 of the DER), so
+      that M(iotfleet.aws.iot_policy_attachment) and M(iotfleet.aws.iot_thing_principal) chained after
+      it run in check mode too. The account costs one STS C(GetCallerIdentity) call (no IAM permission
+      needed; IAM C(GetUser) as a fallback), made only then.
   returned: always
   type: str
   sample: arn:aws:iot:eu-west-1:123456789012:cert/9f0e1d2c3b4a59687766554433221100ffeeddccbbaa99887766554433221100

@@ -41,7 +41,14 @@ options:
     required: true
     suboptions:
       thing_name:
-        description: The thing name, 1-128 characters from C([a-zA-Z0-9:_-]); also the certificate's CN and the MQTT client id.
+        description:
+          - The thing name, 1-128 characters from C([a-zA-Z0-9:_-]); also the MQTT client id.
+          - The device certificate's CN is the thing name when it has at most 64 characters (the X.509
+            limit). A longer name (O(registration=api) only) gets the CN C(<first 55 characters>-<first 8 hex
+            digits of the SHA-256 of the whole name>), 64 characters, stable and distinct for names that
+            share their first 64; the certificate is bound to its thing by the attachment, not the CN.
+          - With O(registration=jitp) AWS IoT names the thing after the CN, so a name over 64 characters
+            fails its device (named by its host) before anything is written for it.
         type: str
         required: true
       host:
@@ -61,6 +68,16 @@ options:
           - Not applied with O(registration=jitp) (the JITP template sets the attributes); the module
             warns, naming the devices whose attributes are left out.
         type: raw
+      thing_groups:
+        description:
+          - Static thing groups the device's thing joins (it is never taken out of other groups).
+          - Every group named by any device is made sure of once per run, not per device - a missing
+            one is created as a static group without a parent (RV(thing_groups_created)). A dynamic
+            group cannot be joined (AWS IoT picks its members by its query) - the devices naming it
+            fail, named by their host, and the others go on.
+          - Not applied with O(registration=jitp).
+        type: list
+        elements: str
   ca_certificate:
     description:
       - Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
@@ -145,16 +162,29 @@ options:
   registration:
     description:
       - V(api) registers each device certificate ACTIVE, makes the thing, attaches the policy and the
-        certificate with the AWS IoT API (batched, rate-limited).
+        certificate with the AWS IoT API (batched, rate-limited); the thing joins its thing groups.
       - V(jitp) issues the certificates only, with no AWS call; the devices are registered by AWS IoT
         on their first connect (just-in-time provisioning). The fleet CA must be registered with
         auto-registration on and a template, which makes the thing, registers the certificate ACTIVE
         and attaches the policy. O(policy_name), O(thing_type), O(purge_attributes), O(exclusive),
-        O(register_with_ca), O(rate_limits) and O(devices[].attributes) are then not used.
+        O(register_with_ca), O(rate_limits), O(managed_thing_group), O(devices[].attributes) and
+        O(devices[].thing_groups) are then not used.
       - A fleet can move between the two; certificates that exist are kept either way.
     type: str
     choices: [api, jitp]
     default: api
+  managed_thing_group:
+    description:
+      - The static thing group every thing this module B(creates) joins, the mark of the things this
+        collection manages; M(iotfleet.aws.iot_fleet_drift) reports (and prunes) the members that are
+        no longer in the inventory. Created once if missing. Things that already exist are not
+        added (they were not made here).
+      - V('') marks nothing.
+      - A group rather than an attribute, because a thing without a thing type holds at most 3
+        attributes and O(purge_attributes) removes undeclared ones; a group takes none of them, is
+        listed in pages (C(ListThingsInThingGroup)) and costs one write per new thing.
+    type: str
+    default: iotfleet-managed
   workers:
     description: Threads that work on devices at once.
     type: int
@@ -183,9 +213,11 @@ attributes:
       - Predicts every change; makes no key, certificate or AWS change.
       - With O(registration=jitp) it makes no AWS call at all, in check mode or not.
   diff_mode:
-    support: partial
+    support: full
     details:
-      - Each device result lists what changed (RV(devices[].changes)); no before/after documents.
+      - One before/after per changed device - its certificate id and status, thing attributes and type,
+        thing groups, whether the policy and the thing are attached, certificates retired. Never key
+        material; nothing for a device that did not change.
   idempotent:
     support: full
 extends_documentation_fragment:
@@ -284,6 +316,16 @@ devices:
       description: The thing ARN; null in check mode before creation, and always with O(registration=jitp).
       type: str
       returned: success
+    thing_groups:
+      description: The thing groups of the thing after the run, as far as O(devices[].thing_groups) and O(managed_thing_group) go.
+      type: list
+      elements: str
+      returned: when the device joins groups
+thing_groups_created:
+  description: Thing groups this run created (or would create, in check mode), once for the fleet.
+  returned: O(state=present)
+  type: list
+  elements: str
 failed_devices:
   description:
     - Hosts whose device failed.
@@ -361,7 +403,7 @@ def run(module):
         raise IoTFleetError("workers must be at least 1.")
     jitp = p["registration"] == "jitp"
     rates = {} if jitp else merged_rate_limits(p["rate_limits"], p["rate_share"])
-    devices = validate_devices(p["devices"])
+    devices = validate_devices(p["devices"], registration=p["registration"] if p["state"] == "present" else "api")
     if p["state"] == "absent":
         return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]))
     ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"])
@@ -381,22 +423,23 @@ def run(module):
         register_with_ca=p["register_with_ca"],
         registration=p["registration"],
         retire_certificates=p["retire_certificates"],
+        managed_thing_group=p["managed_thing_group"],
     )
     if jitp:
         # no AWS client at all: the devices register themselves on their first connect
-        ignored = [d["host"] for d in devices if d["attributes"]]
+        ignored = [d["host"] for d in devices if d["attributes"] or d["thing_groups"]]
         if ignored:
             # AnsibleModule.warn itself: amazon.aws's AnsibleAWSModule.warn also copies warnings into
             # the result, which ansible-core >= 2.21 reports as a deprecation
             getattr(module, "_module", module).warn(
-                f"registration jitp does not apply per-device thing attributes (the JITP template sets the "
-                f"attributes of every thing): the attributes of {', '.join(ignored[:10])}"
+                f"registration jitp does not apply per-device thing attributes or thing groups (the JITP template "
+                f"makes every thing): the attributes and groups of {', '.join(ignored[:10])}"
                 f"{f' and {len(ignored) - 10} more' if len(ignored) > 10 else ''} are not applied."
             )
         client = None
     else:
         client = module.iot_client(limiter=RateLimiter(rates))
-    result = ensure_fleet(client, spec, workers=p["workers"], check_mode=module.check_mode)
+    result = ensure_fleet(client, spec, workers=p["workers"], check_mode=module.check_mode, diff=module._diff)
     result["rate_limits"] = rates
     result["registration"] = p["registration"]
     if result["failed_devices"]:
@@ -418,6 +461,7 @@ def main():
                 # raw: a device with bad attributes fails alone, named by its host (not the module)
                 attributes=dict(type="raw"),
                 reactivate=dict(type="bool", default=False),
+                thing_groups=dict(type="list", elements="str"),
             ),
         ),
         ca_certificate=dict(type="path"),
@@ -435,6 +479,7 @@ def main():
         exclusive=dict(type="bool", default=False),
         register_with_ca=dict(type="bool", default=True),
         registration=dict(type="str", choices=["api", "jitp"], default="api"),
+        managed_thing_group=dict(type="str", default="iotfleet-managed"),
         workers=dict(type="int", default=8),
         rate_limits=dict(type="dict", default={}),
         rate_share=dict(type="float", default=1.0),

@@ -310,3 +310,43 @@ def test_recovery_then_decommission_leave_no_usable_identity_and_no_orphan(lab, 
     again, _runs, _s = _provision(lab_dir, tmp_path, "decommission-again", "pis.ini", "--limit", gone,
                                   playbook="decommission.yml")
     assert again.returncode == 0 and all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]
+
+
+@pytest.mark.molecule
+@pytest.mark.parametrize("lab", [1], indirect=True)
+def test_drift_reported_then_pruned(lab, tmp_path):
+    """A Pi taken out of the inventory: provision.yml reports its thing (and nothing else), leaves it
+    alone by default, and iotfleet_prune=true retires it (certificate, thing, controller key) through
+    the stand-in; then no drift is left and nothing changes. Cloud side only (--tags cloud)."""
+    lab_dir, info = lab
+    ini = (lab_dir / "pis.ini").read_text().splitlines()
+    at = ini.index("[pis]") + 1
+    (lab_dir / "with-gone.ini").write_text("\n".join(ini[:at] + ["pi-gone ansible_host=127.0.0.1 ansible_port=9"]
+                                                     + ini[at:]) + "\n")
+    iot = _iot(info)
+    first, _runs, _s = _provision(lab_dir, tmp_path, "drift-first", "with-gone.ini", "--tags", "cloud")
+    assert first.returncode == 0, first.stdout[-6000:]
+    assert "no drift" in _report(first.stdout), first.stdout[-4000:]
+    (gone_arn,) = iot.list_thing_principals(thingName="pi-gone")["principals"]
+    managed = iot.list_things_in_thing_group(thingGroupName="iotfleet-managed")["things"]
+    assert sorted(managed) == sorted(["pi-gone", info["pis"][0]["name"]]), managed
+
+    reported, _runs, _s = _provision(lab_dir, tmp_path, "drift-report", "pis.ini", "--tags", "cloud")
+    assert reported.returncode == 0, reported.stdout[-6000:]
+    assert "thing pi-gone: not in the inventory" in _report(reported.stdout), reported.stdout[-4000:]
+    assert iot.describe_thing(thingName="pi-gone")   # the default only reports
+
+    pruned, _runs, _s = _provision(lab_dir, tmp_path, "drift-prune", "pis.ini", "--tags", "cloud",
+                                   "-e", "iotfleet_prune=true")
+    assert pruned.returncode == 0, pruned.stdout[-6000:]
+    assert "thing pi-gone: pruned" in _report(pruned.stdout), pruned.stdout[-4000:]
+    things = [t["thingName"] for t in iot.list_things()["things"]]
+    assert things == [info["pis"][0]["name"]], things
+    assert gone_arn not in [c["certificateArn"] for c in iot.list_certificates()["certificates"]]
+    assert not (lab_dir / "pki" / "devices" / "pi-gone").exists()
+    assert [p.name for p in (lab_dir / "pki" / "retired").iterdir() if p.name.startswith("pi-gone-")]
+
+    again, _runs, _s = _provision(lab_dir, tmp_path, "drift-again", "pis.ini", "--tags", "cloud",
+                                  "-e", "iotfleet_prune=true")
+    assert again.returncode == 0 and "no drift" in _report(again.stdout), again.stdout[-6000:]
+    assert all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]

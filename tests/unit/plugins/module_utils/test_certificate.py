@@ -312,3 +312,33 @@ def test_info(registered_ca, rec, boto3_iot):
     assert len(one["certificates"]) == 1 and one["certificates"][0]["status"] == "INACTIVE"
     assert _x509.load_certificate(one["certificates"][0]["certificate_pem"]) == loose
     assert one["changed"] is False
+
+
+def test_check_mode_predicts_the_arn_aws_gives(registered_ca, moto, boto3_iot):
+    """The ARN of a certificate still to be registered: region and account (one STS
+    GetCallerIdentity of the stand-in, asked once per client) + cert/<SHA-256 of the DER>."""
+    import boto3
+
+    from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient, retry_decorator
+    from support.iotcore import CREDENTIALS
+
+    asked = []
+
+    def account_info():
+        sts = boto3.client("sts", region_name=boto3_iot.meta.region_name, endpoint_url=moto.url, **CREDENTIALS)
+        arn = sts.get_caller_identity()["Arn"]
+        asked.append(arn)
+        return arn.split(":")[4], arn.split(":")[1]
+
+    client = IoTClient(boto3_iot, retry=retry_decorator(retries=1, delay=0.01), account_info=account_info)
+    devices = [_device(registered_ca, cn=f"pi-{i}") for i in range(2)]
+    predicted = [certs.ensure_certificate(client, cert=d, ca_cert=registered_ca[0], check_mode=True, predict_arn=True)
+                 for d in devices]
+    assert len(asked) == 1   # cached per client
+    assert boto3_iot.list_certificates()["certificates"] == []
+    unpredicted = certs.ensure_certificate(client, cert=devices[0], ca_cert=registered_ca[0], check_mode=True)
+    assert unpredicted.values["certificate_arn"] is None   # the fleet does not ask (no STS call there)
+    for device, outcome in zip(devices, predicted):
+        real = certs.ensure_certificate(client, cert=device, ca_cert=registered_ca[0])
+        assert outcome.values["certificate_arn"] == real.values["certificate_arn"]
+        assert real.values["certificate_arn"].endswith(":cert/" + _x509.certificate_id(device))

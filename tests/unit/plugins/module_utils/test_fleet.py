@@ -28,7 +28,8 @@ from support.iotcore import register_ca_certificate
 
 POLICY = "fleet-device"
 FIRST_RUN = {"DescribeThing": 1, "RegisterCertificate": 1, "CreateThing": 1, "AttachPolicy": 1,
-             "AttachThingPrincipal": 1}
+             "AttachThingPrincipal": 1, "AddThingToThingGroup": 1}   # + the managed group, once per run
+PER_RUN = ("DescribeThingGroup", "CreateThingGroup")   # the managed group, made sure of once per run
 RERUN = {"DescribeCertificate": 1, "DescribeThing": 1, "ListAttachedPolicies": 1, "ListPrincipalThings": 1}
 
 
@@ -55,6 +56,7 @@ def fleet(boto3_iot, fleet_ca, tmp_path):
 
 def per_device(counter, n):
     calls = counter.snapshot()["calls"]
+    assert all(calls.pop(op, 0) <= 1 for op in PER_RUN), calls
     assert all(c % n == 0 for c in calls.values()), calls
     return {op: c // n for op, c in calls.items()}
 
@@ -230,7 +232,7 @@ def test_an_operators_quarantine_stays_and_is_reported(fleet, boto3_iot, fleet_c
 def test_a_bad_device_fails_alone_named_by_its_host_before_any_write(fleet, boto3_iot, fleet_ca, tmp_path):
     client, counter, spec = fleet
     ca_cert, ca_key = fleet_ca
-    long_name = "p" * 65
+    long_name = "p" * 129
     devices = validate_devices([
         dict(host="pi-good.lan", thing_name="pi-good"),
         dict(host="pi-kitchen.lan", thing_name="pi-kitchen", attributes={"room": "my kitchen"}),
@@ -242,7 +244,7 @@ def test_a_bad_device_fails_alone_named_by_its_host_before_any_write(fleet, boto
     by_host = {d["host"]: d for d in result["devices"]}
     assert not by_host["pi-good.lan"]["failed"] and by_host["pi-good.lan"]["certificate_id"]
     assert "room" in by_host["pi-kitchen.lan"]["msg"] and "dict" in by_host["pi-text.lan"]["msg"]
-    assert "pi-long.lan" in by_host["pi-long.lan"]["msg"] and "64" in by_host["pi-long.lan"]["msg"]
+    assert "pi-long.lan" in by_host["pi-long.lan"]["msg"] and "128" in by_host["pi-long.lan"]["msg"]
     for thing in ("pi-kitchen", "pi-text", long_name):   # nothing written for the bad ones
         assert not (tmp_path / "pki" / "devices" / thing).exists()
     assert [t["thingName"] for t in boto3_iot.list_things()["things"]] == ["pi-good"]
@@ -353,3 +355,230 @@ def test_a_large_fleet_reruns_on_about_one_read_per_device(fleet, boto3_iot):
     assert changed == [victim["thing_name"]]
     assert [p["policyName"] for p in boto3_iot.list_attached_policies(target=victim["certificate_arn"])["policies"]] == [POLICY]
     assert boto3_iot.describe_thing(thingName=victim["thing_name"])["attributes"]["room"] == "7"
+
+
+def test_thing_names_of_65_to_128_characters_work_in_registration_api(fleet, boto3_iot, fleet_ca, tmp_path):
+    """The CN holds 64 characters: a longer thing name gets a stable, distinct CN (its first 55
+    characters, '-', 8 hex digits of its SHA-256); the binding is the thing attachment. The
+    certificate is kept on a rerun (the usable check knows the CN), and recovery and retirement
+    work with it."""
+    from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_fleet
+    client, counter, spec = fleet
+    ca_cert, ca_key = fleet_ca
+    names = ["p" * 128, "p" * 100 + "a", "p" * 100 + "b"]   # the last two share their first 64 characters
+    pki = str(tmp_path / "pki")
+
+    def long_spec():
+        return FleetSpec(validate_devices([dict(thing_name=n, host=f"h{i}") for i, n in enumerate(names)]),
+                         ca_cert, ca_key, pki, policy_name=POLICY)
+
+    first = ensure_fleet(client, long_spec())
+    assert first["failed_devices"] == []
+    cns = []
+    for device, name in zip(first["devices"], names):
+        cert = _x509.load_certificate(path=device["certificate_path"], what="certificate")
+        cn = _x509.common_name(cert)
+        assert len(cn) == 64 and cn == _x509.device_common_name(name) and cn.startswith(name[:55] + "-")
+        cns.append(cn)
+        assert _principals(boto3_iot, name) == [device["certificate_arn"]]
+    assert len(set(cns)) == 3
+    assert _x509.device_common_name("p" * 64) == "p" * 64
+
+    counter.reset()
+    again = ensure_fleet(client, long_spec())
+    assert not again["changed"] and counter.snapshot()["writes"] == 0
+    assert [d["certificate_id"] for d in again["devices"]] == [d["certificate_id"] for d in first["devices"]]
+
+    old = first["devices"][1]
+    boto3_iot.update_certificate(certificateId=old["certificate_id"], newStatus="REVOKED")
+    recovered = ensure_fleet(client, long_spec())["devices"][1]
+    assert recovered["superseded_certificates"] == [old["certificate_id"]]
+    assert _principals(boto3_iot, names[1]) == [recovered["certificate_arn"]]
+
+    retired = retire_fleet(client, FleetSpec(validate_devices([dict(thing_name=names[1])]), None, None, pki))
+    assert retired["failed_devices"] == [] and retired["devices"][0]["thing_deleted"]
+    assert retired["devices"][0]["retired_certificates"] == [recovered["certificate_id"]]
+    assert sorted(t["thingName"] for t in boto3_iot.list_things()["things"]) == sorted([names[0], names[2]])
+
+
+def test_jitp_refuses_a_thing_name_over_64_naming_the_host_before_any_write():
+    devices = validate_devices([dict(host="pi-long.lan", thing_name="p" * 65), dict(thing_name="pi-ok")],
+                               registration="jitp")
+    assert devices[0]["error"].startswith("pi-long.lan: ") and "64" in devices[0]["error"]
+    assert "error" not in devices[1]
+    assert "error" not in validate_devices([dict(thing_name="p" * 65)])[0]   # api allows 128
+
+
+def _groups_of(boto3_iot, thing):
+    return sorted(g["groupName"] for g in boto3_iot.list_thing_groups_for_thing(thingName=thing)["thingGroups"])
+
+
+def test_thing_groups_are_made_once_per_run_and_joined_per_device(fleet, boto3_iot, fleet_ca, tmp_path, monkeypatch):
+    """Groups named by devices are described (and made, static) once per run, not per device; each
+    thing joins its groups and, when created here, the managed group; a dynamic group fails only the
+    devices that name it; a rerun writes nothing."""
+    client, counter, spec = fleet
+    ca_cert, ca_key = fleet_ca
+    boto3_iot.create_thing_group(thingGroupName="kitchen")   # exists already
+    stubbed_dynamic = "dyn"
+    from ansible_collections.iotfleet.aws.plugins.module_utils import _fleet
+
+    real_ensure = _fleet.ensure_thing_group
+
+    def ensure_group(client_, name, check_mode=False):   # moto has no dynamic groups: this one answers as one
+        outcome = real_ensure(client_, "kitchen" if name == stubbed_dynamic else name, check_mode=check_mode)
+        if name == stubbed_dynamic:
+            outcome.values["dynamic"] = True
+        return outcome
+
+    entries = [dict(host=f"h{i}", thing_name=f"pi-{i}", thing_groups=["kitchen", "site-a"]) for i in range(3)]
+    entries.append(dict(host="h-dyn", thing_name="pi-dyn", thing_groups=[stubbed_dynamic]))
+    entries.append(dict(host="h-bad", thing_name="pi-bad", thing_groups="kitchen"))
+
+    def group_spec():
+        return FleetSpec(validate_devices(entries), ca_cert, ca_key, str(tmp_path / "pki"), policy_name=POLICY)
+
+    monkeypatch.setattr(_fleet, "ensure_thing_group", ensure_group)
+    counter.reset()
+    predicted = ensure_fleet(client, group_spec(), check_mode=True)
+    assert counter.snapshot()["writes"] == 0
+    assert sorted(predicted["thing_groups_created"]) == ["iotfleet-managed", "site-a"]
+    counter.reset()
+    result = ensure_fleet(client, group_spec())
+    calls = counter.snapshot()["calls"]
+    assert calls["DescribeThingGroup"] == 4 and calls["CreateThingGroup"] == 2   # once per group, not per device
+    assert calls["AddThingToThingGroup"] == 9 and "ListThingGroupsForThing" not in calls   # new things: no list
+    assert sorted(result["thing_groups_created"]) == ["iotfleet-managed", "site-a"] and result["changed"]
+    assert result["failed_devices"] == ["h-dyn", "h-bad"]
+    by_host = {d["host"]: d for d in result["devices"]}
+    assert "h-dyn:" in by_host["h-dyn"]["msg"] and "dynamic" in by_host["h-dyn"]["msg"]
+    assert "thing_groups must be a list" in by_host["h-bad"]["msg"]
+    for i in range(3):
+        assert _groups_of(boto3_iot, f"pi-{i}") == ["iotfleet-managed", "kitchen", "site-a"]
+        assert by_host[f"h{i}"]["thing_groups"] == ["iotfleet-managed", "kitchen", "site-a"]
+    assert sorted(t["thingName"] for t in boto3_iot.list_things()["things"]) == ["pi-0", "pi-1", "pi-2"]
+
+    counter.reset()
+    again = ensure_fleet(client, group_spec())
+    assert not again["changed"] and counter.snapshot()["writes"] == 0
+    assert counter.snapshot()["calls"]["ListThingGroupsForThing"] == 3   # one read per device with groups
+
+    boto3_iot.remove_thing_from_thing_group(thingGroupName="site-a", thingName="pi-1")
+    repaired = ensure_fleet(client, group_spec())
+    assert [d["host"] for d in repaired["devices"] if d["changed"]] == ["h1"]
+    assert _groups_of(boto3_iot, "pi-1") == ["iotfleet-managed", "kitchen", "site-a"]
+
+
+def test_an_existing_thing_is_not_marked_managed(fleet, boto3_iot, fleet_ca, tmp_path):
+    """Only things this collection creates join the managed group (what prune may retire)."""
+    client, counter, spec = fleet
+    boto3_iot.create_thing(thingName="pi-0")   # made by someone else before
+    result = ensure_fleet(client, spec(2))
+    assert result["failed_devices"] == []
+    assert _groups_of(boto3_iot, "pi-0") == [] and _groups_of(boto3_iot, "pi-1") == ["iotfleet-managed"]
+
+
+def test_diff_per_device_before_after_without_secrets_and_nothing_when_unchanged(fleet, boto3_iot, tmp_path):
+    client, counter, spec = fleet
+    first = ensure_fleet(client, spec(2), diff=True)
+    assert [d["before_header"] for d in first["diff"]] == ["pi-0 (thing pi-0)", "pi-1 (thing pi-1)"]
+    new = first["diff"][0]
+    assert new["before"]["certificate"] is None and new["before"]["thing"] is None
+    assert new["after"]["certificate"] == dict(certificate_id=first["devices"][0]["certificate_id"], status="ACTIVE")
+    assert new["after"]["thing"] == dict(attributes={"room": "0"}, thing_type=None)
+    assert new["after"]["thing_groups"] == ["iotfleet-managed"]
+    assert new["after"]["policy_attached"] and new["after"]["thing_principal_attached"]
+    assert all("diff" not in d for d in first["devices"])
+    text = repr(first["diff"])
+    key = (tmp_path / "pki" / "devices" / "pi-0" / "private.key").read_text()
+    assert "PRIVATE KEY" not in text and key.splitlines()[1] not in text and "BEGIN" not in text
+
+    assert ensure_fleet(client, spec(2), diff=True)["diff"] == []   # nothing changed: no diff at all
+
+    boto3_iot.update_thing(thingName="pi-1", attributePayload={"attributes": {"room": "moved"}})
+    boto3_iot.detach_policy(policyName=POLICY, target=first["devices"][1]["certificate_arn"])
+    for check_mode in (True, False):
+        changed = ensure_fleet(client, spec(2), diff=True, check_mode=check_mode)["diff"]
+        assert len(changed) == 1 and changed[0]["before_header"] == "pi-1 (thing pi-1)"
+        assert changed[0]["before"]["thing"]["attributes"] == {"room": "moved"}
+        assert changed[0]["after"]["thing"]["attributes"] == {"room": "1"}
+        assert changed[0]["before"]["policy_attached"] is False and changed[0]["after"]["policy_attached"] is True
+        assert changed[0]["before"]["certificate"] == changed[0]["after"]["certificate"]
+    assert "diff" not in ensure_fleet(client, spec(2))   # asked for only with --diff
+
+
+def test_drift_reports_managed_things_out_of_the_inventory_and_lone_certificates_then_prunes(
+        fleet, boto3_iot, fleet_ca, tmp_path):
+    """(a) things this collection created that the inventory no longer names, (b) fleet CA
+    certificates attached to no thing; not: a thing made by hand, a REVOKED certificate (kept for
+    audit), an inventory device's own certificate. The default only reports; prune retires them
+    (check mode first: nothing written), and a rerun finds nothing."""
+    from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import fleet_drift
+    client, counter, spec = fleet
+    ca_cert, ca_key = fleet_ca
+    pki = tmp_path / "pki"
+    devices = ensure_fleet(client, spec(4))["devices"]
+    boto3_iot.create_thing(thingName="by-hand")   # not this collection's
+    lone = _x509.issue_certificate(ca_cert, ca_key, "lone", _x509.generate_private_key().public_key())
+    lone_id = boto3_iot.register_certificate(certificatePem=_x509.certificate_pem(lone),
+                                             caCertificatePem=_x509.certificate_pem(ca_cert),
+                                             status="ACTIVE")["certificateId"]
+    audit = _x509.issue_certificate(ca_cert, ca_key, "audit", _x509.generate_private_key().public_key())
+    boto3_iot.register_certificate(certificatePem=_x509.certificate_pem(audit),
+                                   caCertificatePem=_x509.certificate_pem(ca_cert), status="REVOKED")
+    # pi-1: its certificate detached by hand (a failed run): provision repairs it, it is no orphan
+    boto3_iot.detach_thing_principal(thingName="pi-1", principal=devices[1]["certificate_arn"])
+    inventory = ["pi-0", "pi-1", "pi-2", "by-hand"]   # pi-3 left the inventory
+    drift_spec = FleetSpec([], ca_cert, None, str(pki))
+
+    counter.reset()
+    report = fleet_drift(client, drift_spec, inventory)
+    assert report["orphan_things"] == ["pi-3"] and report["orphan_certificates"] == [lone_id]
+    assert not report["changed"] and counter.snapshot()["writes"] == 0
+    # pages + one ListPrincipalThings per CA certificate no inventory device holds (pi-3's, lone's)
+    assert counter.snapshot()["calls"]["ListPrincipalThings"] == 2
+
+    predicted = fleet_drift(client, drift_spec, inventory, prune=True, check_mode=True)
+    assert predicted["changed"] and predicted["retired_certificates"] == [lone_id]
+    assert counter.snapshot()["writes"] == 0 and (pki / "devices" / "pi-3").exists()
+
+    with pytest.raises(Exception, match="empty inventory"):
+        fleet_drift(client, drift_spec, [], prune=True)
+
+    pruned = fleet_drift(client, drift_spec, inventory, prune=True)
+    assert pruned["changed"] and pruned["failures"] == []
+    assert pruned["devices"][0]["thing_name"] == "pi-3" and pruned["devices"][0]["thing_deleted"]
+    assert pruned["devices"][0]["retired_certificates"] == [devices[3]["certificate_id"]]
+    assert not (pki / "devices" / "pi-3").exists()
+    ids = {c["certificateId"]: c["status"] for c in boto3_iot.list_certificates()["certificates"]}
+    assert lone_id not in ids and devices[3]["certificate_id"] not in ids
+    assert sorted(ids.values()) == ["ACTIVE", "ACTIVE", "ACTIVE", "REVOKED"]   # pi-0..2 and the audit one
+    assert sorted(t["thingName"] for t in boto3_iot.list_things()["things"]) == ["by-hand", "pi-0", "pi-1", "pi-2"]
+
+    again = fleet_drift(client, drift_spec, inventory, prune=True)
+    assert not again["changed"] and again["orphan_things"] == [] and again["orphan_certificates"] == []
+
+
+def test_a_large_fleet_with_thing_groups_reads_memberships_in_pages(fleet, boto3_iot, fleet_ca, tmp_path, monkeypatch):
+    """With the registry snapshot (large fleets) the members of the declared groups are read in
+    pages once: a rerun lists no device's groups, and a membership removed behind the module's back
+    is still repaired."""
+    from ansible_collections.iotfleet.aws.plugins.module_utils import _fleet
+    monkeypatch.setattr(_fleet, "BULK_READ_MIN_DEVICES", 4)
+    client, counter, spec = fleet
+    ca_cert, ca_key = fleet_ca
+    n = 6
+
+    def group_spec():
+        devices = validate_devices([dict(thing_name=f"pi-{i}", thing_groups=["site-a"]) for i in range(n)])
+        return FleetSpec(devices, ca_cert, ca_key, str(tmp_path / "pki"), policy_name=POLICY)
+
+    assert ensure_fleet(client, group_spec())["failed_devices"] == []
+    boto3_iot.remove_thing_from_thing_group(thingGroupName="site-a", thingName="pi-4")
+    counter.reset()
+    again = ensure_fleet(client, group_spec())
+    calls = counter.snapshot()["calls"]
+    assert [d["thing_name"] for d in again["devices"] if d["changed"]] == ["pi-4"]
+    assert "ListThingGroupsForThing" not in calls and calls["ListThingsInThingGroup"] == 1, calls
+    assert calls["AddThingToThingGroup"] == 1 and counter.snapshot()["writes"] == 1
+    assert _groups_of(boto3_iot, "pi-4") == ["iotfleet-managed", "site-a"]

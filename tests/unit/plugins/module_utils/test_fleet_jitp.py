@@ -45,7 +45,8 @@ def fleet(boto3_iot, fleet_ca, tmp_path):
 
     def spec(n, registration="jitp", key_mode="controller", names=None):
         names = names or [f"pi-{i}" for i in range(n)]
-        devices = validate_devices([dict(thing_name=name, attributes=dict(room="r")) for name in names])
+        devices = validate_devices([dict(thing_name=name, attributes=dict(room="r")) for name in names],
+                                   registration=registration)
         return FleetSpec(devices, ca_cert, ca_key, pki, policy_name=POLICY, key_mode=key_mode,
                          registration=registration)
 
@@ -149,7 +150,8 @@ def test_jitp_fleet_moves_to_api_registered_by_the_api(fleet, boto3_iot):
     assert api["failed_devices"] == []
     for before, after in zip(jitp["devices"], api["devices"]):
         assert after["certificate_id"] == before["certificate_id"]
-        assert after["changes"] == ["certificate registration", "thing", "policy attachment", "thing principal"]
+        assert after["changes"] == ["certificate registration", "thing", "thing groups", "policy attachment",
+                                    "thing principal"]   # thing groups: the managed group
         status = boto3_iot.describe_certificate(certificateId=after["certificate_id"])["certificateDescription"]
         assert status["status"] == "ACTIVE"
 
@@ -162,7 +164,7 @@ def test_jitp_thing_name_longer_than_a_cn_fails_that_device_only(fleet):
     assert _calls(counter) == {}
     assert result["failed_devices"] == [long_name]
     failed = result["devices"][1]
-    assert "64" in failed["msg"] and "CN" in failed["msg"]
+    assert "64" in failed["msg"] and "CN" in failed["msg"] and failed["msg"].startswith(long_name + ":")
     assert not os.path.exists(os.path.join(pki, "devices", long_name))
     assert not result["devices"][0]["failed"]
 

@@ -40,7 +40,7 @@ def _params(ca_files, pki_dir, **overrides):
         key_mode="controller", key_type="ec", certificate_days=3650, renew_before_days=30,
         policy_name="iotfleet-device", thing_type=None, purge_attributes=False, exclusive=False,
         register_with_ca=True, registration="jitp", workers=8, rate_limits={}, rate_share=1.0, state="present",
-        retire_certificates="delete",
+        retire_certificates="delete", managed_thing_group="iotfleet-managed",
     )
     params.update(overrides)
     return params
@@ -50,6 +50,7 @@ class _Module:
     def __init__(self, params, check_mode=False):
         self.params = params
         self.check_mode = check_mode
+        self._diff = False
         self.warnings = []
 
     def warn(self, text):
