@@ -14,7 +14,7 @@ import re
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._policy import validate_policy_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
-from ansible_collections.iotfleet.aws.plugins.module_utils._resource import validate_thing_name
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import validate_thing_name
 
 _ARN_PREFIX = r"^arn:aws[-a-z]*:iot:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:"
 CERT_ARN_RE = re.compile(_ARN_PREFIX + r"cert/[0-9a-f]{64}$")

@@ -21,7 +21,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
-from ansible_collections.iotfleet.aws.plugins.module_utils._resource import validate_thing_name
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import validate_thing_name
 
 MAX_ATTRIBUTES = 50
 ATTRIBUTE_NAME_RE = re.compile(r"^[a-zA-Z0-9_.,@/:#-]{1,128}$")
