@@ -15,12 +15,14 @@ never leaves the process and never appears in results or diffs.
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import CA_CERTIFICATE_STATUSES
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import normalize_status as _normalize_status
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import dump_json
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import load_json_document
 
 CERTIFICATE_MODES = {"default": "DEFAULT", "sni_only": "SNI_ONLY"}
-CA_STATUSES = ("ACTIVE", "INACTIVE")
+CA_STATUSES = CA_CERTIFICATE_STATUSES
 # user option name -> AWS RegistrationConfig key
 REGISTRATION_KEYS = {"template_body": "templateBody", "template_name": "templateName", "role_arn": "roleArn"}
 # how many ids an error message names before "and N more"
@@ -28,12 +30,8 @@ MAX_NAMED = 10
 
 
 def normalize_status(status):
-    if status is None:
-        return None
-    value = str(status).upper()
-    if value not in CA_STATUSES:
-        raise IoTFleetError(f"Invalid CA certificate status {status!r}: use active or inactive.")
-    return value
+    """ACTIVE / INACTIVE (lower case accepted); None stays None."""
+    return _normalize_status(status, CA_STATUSES, "CA certificate")
 
 
 def normalize_mode(mode):

@@ -18,21 +18,18 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import CERTIFICATE_STATUSES
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import normalize_status as _normalize_status
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
 
-STATUSES = ("ACTIVE", "INACTIVE", "REVOKED")
+STATUSES = CERTIFICATE_STATUSES
 DEFAULT_STATUS = "ACTIVE"
 MAX_NAMED = 10
 
 
 def normalize_status(status):
-    """ACTIVE / INACTIVE / REVOKED (either case accepted); None stays None."""
-    if status is None:
-        return None
-    value = str(status).upper()
-    if value not in STATUSES:
-        raise IoTFleetError(f"Invalid certificate status {status!r}: use one of {', '.join(STATUSES)}.")
-    return value
+    """ACTIVE / INACTIVE / REVOKED (lower case accepted); None stays None."""
+    return _normalize_status(status, STATUSES, "certificate")
 
 
 def check_transition(certificate_id, current, desired):

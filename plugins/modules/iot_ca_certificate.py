@@ -58,11 +58,11 @@ options:
     default: default
   status:
     description:
-      - Status of the CA. Device certificates signed by an V(inactive) CA cannot connect.
-      - Upper case (as AWS writes it) is accepted too, as in M(iotfleet.aws.iot_certificate).
+      - Status of the CA. Device certificates signed by an V(INACTIVE) CA cannot connect.
+      - Lower case is accepted too, as for every certificate status of the collection.
     type: str
-    choices: [active, inactive, ACTIVE, INACTIVE]
-    default: active
+    choices: [ACTIVE, INACTIVE, active, inactive]
+    default: ACTIVE
   allow_auto_registration:
     description:
       - Whether device certificates signed by this CA register themselves when they first connect
@@ -215,7 +215,7 @@ def main():
         ca_private_key_content=dict(type="str", no_log=True),
         ca_private_key_passphrase=dict(type="str", no_log=True),
         certificate_mode=dict(type="str", choices=["default", "sni_only"], default="default"),
-        status=dict(type="str", choices=["active", "inactive", "ACTIVE", "INACTIVE"], default="active"),
+        status=dict(type="str", choices=["ACTIVE", "INACTIVE", "active", "inactive"], default="ACTIVE"),
         allow_auto_registration=dict(type="bool"),
         registration_config=dict(
             type="dict",
