@@ -28,24 +28,13 @@ options:
       - Path to the CA certificate (PEM) on the controller.
       - Exactly one of O(ca_certificate) and O(ca_certificate_content) is required.
     type: path
-  ca_certificate_content:
-    description:
-      - The CA certificate as PEM text.
-    type: str
   ca_private_key:
     description:
       - Path to the CA private key (PEM) on the controller.
       - Only needed to register a CA in O(certificate_mode=default); when given it must match the CA
         certificate.
+      - Mutually exclusive with O(ca_private_key_content).
     type: path
-  ca_private_key_content:
-    description:
-      - The CA private key as PEM text. Use a vault; the value is never logged.
-    type: str
-  ca_private_key_passphrase:
-    description:
-      - Passphrase of an encrypted CA private key.
-    type: str
   certificate_mode:
     description:
       - V(default) registers with a verification certificate (proof of possession of the CA key);
@@ -109,6 +98,8 @@ notes:
   - The CA is looked up by its id (DescribeCACertificate), never by listing all CAs.
 extends_documentation_fragment:
   - iotfleet.aws._attributes
+  - iotfleet.aws._options.ca_certificate
+  - iotfleet.aws._options.ca_private_key
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
