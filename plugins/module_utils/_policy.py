@@ -171,6 +171,13 @@ def ensure_policy(
     return Outcome(True, before=before, after=after, **values)
 
 
+def run_policy(client, *, name, state="present", check_mode=False, policy_document=None, detach=False, tags=None,
+               purge_tags=True):
+    """What ``iot_policy`` does: :func:`ensure_policy`."""
+    return ensure_policy(client, name, policy_document=policy_document, state=state, detach=detach, tags=tags,
+                         purge_tags=purge_tags, check_mode=check_mode)
+
+
 def _apply_tags(client, arn, to_set, to_unset):
     if to_unset:
         client.call("untag_resource", resourceArn=arn, tagKeys=list(to_unset))

@@ -238,12 +238,26 @@ def remove_provisioning_template(client, name, check_mode=False):
     )
 
 
-def run_provisioning_template(client, name, state="present", check_mode=False, **kwargs):
-    """What ``iot_provisioning_template`` does."""
+def run_provisioning_template(client, *, name, state="present", check_mode=False, **options):
+    """What ``iot_provisioning_template`` does; ``options`` are the module's (``type`` is the
+    template type, ``pre_provisioning_hook`` keeps only the keys that are set)."""
     validate_template_name(name)
     if state == "absent":
         return remove_provisioning_template(client, name, check_mode=check_mode)
     for required in ("template_body", "provisioning_role_arn"):
-        if kwargs.get(required) is None:
+        if options.get(required) is None:
             raise IoTFleetError(f"state=present needs {required}.")
-    return ensure_provisioning_template(client, name, check_mode=check_mode, **kwargs)
+    hook = options.get("pre_provisioning_hook")
+    if hook is not None:
+        hook = {k: v for k, v in hook.items() if v is not None}
+    return ensure_provisioning_template(
+        client,
+        name,
+        options["template_body"],
+        options["provisioning_role_arn"],
+        template_type=options.get("type") or "FLEET_PROVISIONING",
+        enabled=options.get("enabled", True),
+        description=options.get("description"),
+        pre_provisioning_hook=hook,
+        check_mode=check_mode,
+    )

@@ -329,18 +329,19 @@ def remove_thing(client, thing_name, detach_principals=False, check_mode=False, 
 
 def run_thing(
     client,
-    thing_name,
+    *,
+    name,
     state="present",
+    check_mode=False,
     attributes=None,
     purge_attributes=False,
     thing_type=None,
     thing_groups=None,
     purge_thing_groups=False,
     detach_principals=False,
-    check_mode=False,
 ):
     """What ``iot_thing`` does: :func:`ensure_thing` (+ groups) or :func:`remove_thing`."""
-    validate_thing_name(thing_name)
+    thing_name = validate_thing_name(name)
     if state == "absent":
         return remove_thing(client, thing_name, detach_principals=detach_principals, check_mode=check_mode)
     normalize_attributes(attributes)

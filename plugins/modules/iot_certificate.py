@@ -176,9 +176,7 @@ def main():
         ],
         required_one_of=[["certificate", "certificate_content", "certificate_id"]],
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
-    module.run(run_certificate, module.iot_client(), module.params, check_mode=module.check_mode)
+    module.run_resource(run_certificate)
 
 
 if __name__ == "__main__":

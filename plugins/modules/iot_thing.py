@@ -160,20 +160,7 @@ def main():
         detach_principals=dict(type="bool", default=False),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    module.run(
-        run_thing,
-        module.iot_client(),
-        p["name"],
-        state=p["state"],
-        attributes=p["attributes"],
-        purge_attributes=p["purge_attributes"],
-        thing_type=p["thing_type"],
-        thing_groups=p["thing_groups"],
-        purge_thing_groups=p["purge_thing_groups"],
-        detach_principals=p["detach_principals"],
-        check_mode=module.check_mode,
-    )
+    module.run_resource(run_thing)
 
 
 if __name__ == "__main__":

@@ -209,21 +209,7 @@ def main():
         query_version=dict(type="str"),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    module.run(
-        run_thing_group,
-        module.iot_client(),
-        p["name"],
-        state=p["state"],
-        description=p["description"],
-        attributes=p["attributes"],
-        purge_attributes=p["purge_attributes"],
-        parent=p["parent"],
-        query_string=p["query_string"],
-        index_name=p["index_name"],
-        query_version=p["query_version"],
-        check_mode=module.check_mode,
-    )
+    module.run_resource(run_thing_group)
 
 
 if __name__ == "__main__":
