@@ -36,6 +36,10 @@ def _mode(path):
     return os.stat(path).st_mode & 0o777
 
 
+def _raise(exc):
+    raise exc
+
+
 @pytest.fixture
 def lab(tmp_path):
     lab = Lab(tmp_path / "lab")
@@ -105,10 +109,10 @@ def test_run_and_wait_for():
 
     assert labstate.wait_for("flaky", flaky, 5, 0.01) == "ok" and len(tries) == 3
     with pytest.raises(LabError, match=r"timed out after 0s waiting for never \(last error: nope\)"):
-        labstate.wait_for("never", lambda: (_ for _ in ()).throw(RuntimeError("nope")), 0.05, 0.01)
+        labstate.wait_for("never", lambda: _raise(RuntimeError("nope")), 0.05, 0.01)
     started = time.monotonic()
     with pytest.raises(LabError, match="at once"):
-        labstate.wait_for("fatal", lambda: (_ for _ in ()).throw(LabError("at once")), 30, 0.01)
+        labstate.wait_for("fatal", lambda: _raise(LabError("at once")), 30, 0.01)
     assert time.monotonic() - started < 1
 
 
