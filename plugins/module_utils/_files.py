@@ -44,28 +44,25 @@ def parse_mode(value, default=None):
     return mode
 
 
+def _resolve(value, lookup, what):
+    if value is None or value == "":
+        return None
+    if str(value).isdigit():
+        return int(value)
+    try:
+        return lookup(str(value))
+    except KeyError:
+        raise IoTFleetError("%s %r does not exist on the device" % (what, value)) from None
+
+
 def resolve_uid(owner):
     """The uid of a user name or number; None for None or ''. IoTFleetError for an unknown user."""
-    if owner is None or owner == "":
-        return None
-    if str(owner).isdigit():
-        return int(owner)
-    try:
-        return pwd.getpwnam(str(owner)).pw_uid
-    except KeyError:
-        raise IoTFleetError("user %r does not exist on the device" % (owner,)) from None
+    return _resolve(owner, lambda name: pwd.getpwnam(name).pw_uid, "user")
 
 
 def resolve_gid(group):
     """The gid of a group name or number; None for None or ''. IoTFleetError for an unknown group."""
-    if group is None or group == "":
-        return None
-    if str(group).isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(str(group)).gr_gid
-    except KeyError:
-        raise IoTFleetError("group %r does not exist on the device" % (group,)) from None
+    return _resolve(group, lambda name: grp.getgrnam(name).gr_gid, "group")
 
 
 def _chown_args(uid, gid):

@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._errors import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.modules import device_csr as dcsr
+from support.imports import AWS, loaded_by
 
 
 def _params(tmp_path, cn="pi-1", **extra):
@@ -148,14 +149,7 @@ def test_bad_input_fails_before_any_write(tmp_path, extra, message):
 
 def test_the_module_imports_no_aws_code():
     """device_csr runs on the Pi: its module_utils (_x509, _files, _errors) need no AWS library."""
-    code = (
-        "import sys\n"
-        "from ansible_collections.iotfleet.aws.plugins.modules import device_csr\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('botocore', 'boto3')"
-        " or m.startswith('ansible_collections.amazon') or m.endswith('._client')))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert loaded_by("ansible_collections.iotfleet.aws.plugins.modules.device_csr", AWS + ("ansible_collections.iotfleet.aws.plugins.module_utils._client",)) == []
 
 
 def test_module_through_ansible(tmp_path):
