@@ -82,8 +82,8 @@ def version_to_prune(versions, cap=5):
     """The versionId to delete before creating one more version, or None when under the cap.
 
     ``versions`` is the list AWS returns (``policyVersions`` or ``versions``). At (or above)
-    ``cap`` (AWS IoT keeps 5 versions of a policy or a provisioning template) the oldest non-default version (:func:`version_sort_key`) is chosen; the default
-    version is never pruned.
+    ``cap`` (AWS IoT keeps 5 versions of a policy or a provisioning template) the oldest
+    non-default version (:func:`version_sort_key`) is chosen; the default version is never pruned.
     """
     if len(versions) < cap:
         return None

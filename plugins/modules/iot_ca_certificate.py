@@ -228,6 +228,8 @@ def main():
         ],
         required_one_of=[["ca_certificate", "ca_certificate_content"]],
     )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     module.run_resource(run_ca_certificate)
 
 

@@ -176,6 +176,8 @@ def main():
         ],
         required_one_of=[["certificate", "certificate_content", "certificate_id"]],
     )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     module.run_resource(run_certificate)
 
 

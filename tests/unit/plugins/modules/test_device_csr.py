@@ -149,7 +149,8 @@ def test_bad_input_fails_before_any_write(tmp_path, extra, message):
 
 def test_the_module_imports_no_aws_code():
     """device_csr runs on the Pi: its module_utils (_x509, _files, _errors) need no AWS library."""
-    assert loaded_by("ansible_collections.iotfleet.aws.plugins.modules.device_csr", AWS + ("ansible_collections.iotfleet.aws.plugins.module_utils._client",)) == []
+    client_layer = "ansible_collections.iotfleet.aws.plugins.module_utils._client"
+    assert loaded_by("ansible_collections.iotfleet.aws.plugins.modules.device_csr", AWS + (client_layer,)) == []
 
 
 def test_module_through_ansible(tmp_path):
