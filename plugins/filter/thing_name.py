@@ -35,11 +35,10 @@ _value:
   type: str
 """
 
-import re
-
 from ansible.errors import AnsibleFilterError
 
-_DISALLOWED = re.compile(r"[^a-zA-Z0-9:_-]")
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import THING_NAME_DISALLOWED_RE as _DISALLOWED
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import THING_NAME_MAX
 
 
 def thing_name(hostname, replacement="-"):
@@ -47,7 +46,7 @@ def thing_name(hostname, replacement="-"):
         raise AnsibleFilterError(f"thing_name expects a non-empty host name, got {hostname!r}")
     if _DISALLOWED.search(replacement or ""):
         raise AnsibleFilterError(f"thing_name: replacement {replacement!r} is not allowed in a thing name")
-    return _DISALLOWED.sub(replacement, hostname)[:128]
+    return _DISALLOWED.sub(replacement, hostname)[:THING_NAME_MAX]
 
 
 class FilterModule:

@@ -12,9 +12,9 @@ call them per device from a thread pool.
 import re
 
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import validate_thing_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._policy import validate_policy_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
-from ansible_collections.iotfleet.aws.plugins.module_utils._resource import validate_thing_name
 
 _ARN_PREFIX = r"^arn:aws[-a-z]*:iot:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:"
 CERT_ARN_RE = re.compile(_ARN_PREFIX + r"cert/[0-9a-f]{64}$")
@@ -116,3 +116,17 @@ def ensure_policy_attachment(client, policy_name, target_arn, state="present", c
         else:
             client.delete("detach_policy", policyName=policy_name, target=target_arn)
     return Outcome(True, before=before, after=after, **values)
+
+
+# ---------------------------------------------------------------------------------------------
+# module entry points
+
+
+def run_thing_principal(client, *, thing_name, principal, state="present", check_mode=False, exclusive=False):
+    """What ``iot_thing_principal`` does: :func:`ensure_thing_principal`."""
+    return ensure_thing_principal(client, thing_name, principal, exclusive=exclusive, state=state, check_mode=check_mode)
+
+
+def run_policy_attachment(client, *, policy_name, target, state="present", check_mode=False):
+    """What ``iot_policy_attachment`` does: :func:`ensure_policy_attachment`."""
+    return ensure_policy_attachment(client, policy_name, target, state=state, check_mode=check_mode)

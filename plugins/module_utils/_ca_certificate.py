@@ -15,12 +15,14 @@ never leaves the process and never appears in results or diffs.
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import CA_CERTIFICATE_STATUSES
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import normalize_status as _normalize_status
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import dump_json
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import load_json_document
 
 CERTIFICATE_MODES = {"default": "DEFAULT", "sni_only": "SNI_ONLY"}
-CA_STATUSES = ("ACTIVE", "INACTIVE")
+CA_STATUSES = CA_CERTIFICATE_STATUSES
 # user option name -> AWS RegistrationConfig key
 REGISTRATION_KEYS = {"template_body": "templateBody", "template_name": "templateName", "role_arn": "roleArn"}
 # how many ids an error message names before "and N more"
@@ -28,12 +30,8 @@ MAX_NAMED = 10
 
 
 def normalize_status(status):
-    if status is None:
-        return None
-    value = str(status).upper()
-    if value not in CA_STATUSES:
-        raise IoTFleetError(f"Invalid CA certificate status {status!r}: use active or inactive.")
-    return value
+    """ACTIVE / INACTIVE (lower case accepted); None stays None."""
+    return _normalize_status(status, CA_STATUSES, "CA certificate")
 
 
 def normalize_mode(mode):
@@ -289,31 +287,33 @@ def remove_ca_certificate(client, ca_cert, force=False, check_mode=False):
     return Outcome(True, before=before, after={}, **values)
 
 
-def run_ca_certificate(client, params, check_mode=False):
-    """The iot_ca_certificate module: load the inputs (paths or content) and ensure/remove."""
-    if params["state"] == "absent":
+def run_ca_certificate(client, *, state="present", check_mode=False, ca_certificate=None,
+                       ca_certificate_content=None, ca_private_key=None, ca_private_key_content=None,
+                       ca_private_key_passphrase=None, certificate_mode=None, status=None,
+                       allow_auto_registration=None, registration_config=None, force=False):
+    """What ``iot_ca_certificate`` does: load the inputs (paths or content), then ensure or remove."""
+    if state == "absent":
         # an expired CA, or one whose key is gone, must still be removable: parse only
-        cert = _x509.load_certificate(params.get("ca_certificate_content"), path=params.get("ca_certificate"),
-                                      what="CA certificate")
-        return remove_ca_certificate(client, cert, force=params.get("force", False), check_mode=check_mode)
+        cert = _x509.load_certificate(ca_certificate_content, path=ca_certificate, what="CA certificate")
+        return remove_ca_certificate(client, cert, force=force, check_mode=check_mode)
     # everything the options say is checked before the first call
-    normalize_mode(params.get("certificate_mode"))
-    normalize_status(params.get("status"))
-    normalize_registration_config(params.get("registration_config"))
+    normalize_mode(certificate_mode)
+    normalize_status(status)
+    normalize_registration_config(registration_config)
     cert, key = load_ca(
-        params.get("ca_certificate_content"),
-        ca_certificate_path=params.get("ca_certificate"),
-        ca_private_key=params.get("ca_private_key_content"),
-        ca_private_key_path=params.get("ca_private_key"),
-        passphrase=params.get("ca_private_key_passphrase"),
+        ca_certificate_content,
+        ca_certificate_path=ca_certificate,
+        ca_private_key=ca_private_key_content,
+        ca_private_key_path=ca_private_key,
+        passphrase=ca_private_key_passphrase,
     )
     return ensure_ca_certificate(
         client,
         cert,
         key,
-        certificate_mode=params.get("certificate_mode"),
-        status=params.get("status"),
-        allow_auto_registration=params.get("allow_auto_registration"),
-        registration_config=params.get("registration_config"),
+        certificate_mode=certificate_mode,
+        status=status,
+        allow_auto_registration=allow_auto_registration,
+        registration_config=registration_config,
         check_mode=check_mode,
     )

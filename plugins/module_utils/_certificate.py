@@ -18,21 +18,18 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import CERTIFICATE_STATUSES
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import normalize_status as _normalize_status
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
 
-STATUSES = ("ACTIVE", "INACTIVE", "REVOKED")
+STATUSES = CERTIFICATE_STATUSES
 DEFAULT_STATUS = "ACTIVE"
 MAX_NAMED = 10
 
 
 def normalize_status(status):
-    """ACTIVE / INACTIVE / REVOKED (either case accepted); None stays None."""
-    if status is None:
-        return None
-    value = str(status).upper()
-    if value not in STATUSES:
-        raise IoTFleetError(f"Invalid certificate status {status!r}: use one of {', '.join(STATUSES)}.")
-    return value
+    """ACTIVE / INACTIVE / REVOKED (lower case accepted); None stays None."""
+    return _normalize_status(status, STATUSES, "certificate")
 
 
 def check_transition(certificate_id, current, desired):
@@ -323,18 +320,17 @@ def certificate_info(client, certificate_ids=None, ca_certificate_id=None, inclu
     return dict(changed=False, certificates=certificates)
 
 
-def run_certificate(client, params, check_mode=False):
-    """The iot_certificate module: load the inputs (paths or content) and ensure/remove."""
+def run_certificate(client, *, state="present", check_mode=False, certificate=None, certificate_content=None,
+                    certificate_id=None, ca_certificate=None, ca_certificate_content=None, status=DEFAULT_STATUS,
+                    force=False):
+    """What ``iot_certificate`` does: load the inputs (paths or content), then ensure or remove."""
     cert = None
-    if params.get("certificate") is not None or params.get("certificate_content") is not None:
-        cert = _x509.load_certificate(params.get("certificate_content"), path=params.get("certificate"),
-                                      what="certificate")
-    if params["state"] == "absent":
-        return remove_certificate(client, cert=cert, certificate_id=params.get("certificate_id"),
-                                  force=params.get("force", False), check_mode=check_mode)
+    if certificate is not None or certificate_content is not None:
+        cert = _x509.load_certificate(certificate_content, path=certificate, what="certificate")
+    if state == "absent":
+        return remove_certificate(client, cert=cert, certificate_id=certificate_id, force=force, check_mode=check_mode)
     ca_cert = None
-    if params.get("ca_certificate") is not None or params.get("ca_certificate_content") is not None:
-        ca_cert = _x509.load_certificate(params.get("ca_certificate_content"), path=params.get("ca_certificate"),
-                                         what="CA certificate")
-    return ensure_certificate(client, status=params.get("status"), check_mode=check_mode, cert=cert,
-                              ca_cert=ca_cert, certificate_id=params.get("certificate_id"), predict_arn=True)
+    if ca_certificate is not None or ca_certificate_content is not None:
+        ca_cert = _x509.load_certificate(ca_certificate_content, path=ca_certificate, what="CA certificate")
+    return ensure_certificate(client, status=status, check_mode=check_mode, cert=cert, ca_cert=ca_cert,
+                              certificate_id=certificate_id, predict_arn=True)

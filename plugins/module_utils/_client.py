@@ -30,6 +30,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+# re-exported: the collection's own error lives in the dependency-free _errors
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import IoTFleetError
+
 RETRY_EXTRA_CODES = ["ThrottlingException", "ServiceUnavailableException", "InternalFailureException"]
 
 # Published AWS IoT control-plane limits (requests per second, per account and region).
@@ -49,18 +52,6 @@ DEFAULT_RATE_LIMITS = {
     "DescribeThing": 350.0,
     "DescribeCertificate": 350.0,
 }
-
-
-class IoTFleetError(Exception):
-    """A failure the collection detects itself (bad input, a refused transition).
-
-    Raised before any write reaches AWS whenever the input alone shows the problem.
-    """
-
-    def __init__(self, message, **kwargs):
-        super().__init__(message)
-        self.message = message
-        self.kwargs = kwargs
 
 
 class IoTAWSError(AnsibleAWSError):

@@ -28,7 +28,6 @@ CA (the ``ca`` role); no AWS call at all, the certificate id is computed locally
 import collections
 import datetime
 import os
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,8 +42,11 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import r
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import validate_thing_name
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import makedirs_private as _makedirs_private
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import read_optional as _read_optional
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import write_file as _write_private
 from ansible_collections.iotfleet.aws.plugins.module_utils._policy import validate_policy_name
-from ansible_collections.iotfleet.aws.plugins.module_utils._resource import validate_thing_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing_groups
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import normalize_attributes
@@ -179,43 +181,6 @@ def load_fleet_ca(ca_certificate_path, ca_private_key_path):
 
 def device_dir(pki_dir, thing_name):
     return os.path.join(pki_dir, "devices", thing_name)
-
-
-def _makedirs_private(directory):
-    """Make ``directory`` and its missing parents 0700 (whatever the umask): which devices exist is
-    private too. Existing directories keep the mode their owner gave them."""
-    parent = os.path.dirname(directory)
-    if parent and parent != directory and not os.path.isdir(parent):
-        _makedirs_private(parent)
-    try:
-        os.mkdir(directory, 0o700)
-        os.chmod(directory, 0o700)
-    except FileExistsError:
-        pass
-
-
-def _write_private(path, data, mode):
-    """Write ``data`` atomically with ``mode`` (the file never exists with wider rights)."""
-    directory = os.path.dirname(path)
-    _makedirs_private(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _read_optional(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
 
 
 def _usable_certificate(cert_pem, spec, thing_name, public_key):

@@ -24,6 +24,8 @@ class IoTModule(AnsibleAWSModule):
 
     def __init__(self, *args, **kwargs):
         set_collection_info(collection_name=COLLECTION_NAME, collection_version=COLLECTION_VERSION)
+        # the module's own options (AnsibleAWSModule adds the AWS connection ones)
+        self._resource_options = tuple(kwargs.get("argument_spec") or ())
         super().__init__(*args, **kwargs)
 
     def iot_client(self, limiter=None, retry=None):
@@ -37,6 +39,12 @@ class IoTModule(AnsibleAWSModule):
     def _wrote(self):
         """True when a write reached AWS in this run: a failure after it still changed something."""
         return any(c.writes for c in self.__dict__.get("_iot_clients", []))
+
+    def run_resource(self, func):
+        """The one entry shape of the single-resource modules:
+        ``func(client, *, state, check_mode, <the module's own options by name>)``."""
+        options = {name: self.params[name] for name in self._resource_options}
+        self.run(func, self.iot_client(), check_mode=self.check_mode, **options)
 
     def run(self, func, *args, **kwargs):
         """Call ``func`` and exit with its result; the collection's errors fail the module.

@@ -22,6 +22,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFle
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import dump_json
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import load_json_document
+from ansible_collections.iotfleet.aws.plugins.module_utils._resource import version_to_prune
 
 POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$", re.ASCII)
 MAX_POLICY_VERSIONS = 5
@@ -53,28 +54,6 @@ def policy_differs(current, desired):
     ``Version`` do not count as differences.
     """
     return compare_policies(current, desired)
-
-
-def _version_sort_key(version):
-    version_id = str(version.get("versionId", ""))
-    # AWS IoT version ids are increasing integers ("1", "2", ...): the smallest is the oldest.
-    if version_id.isdigit():
-        return (0, int(version_id), "")
-    return (1, 0, str(version.get("createDate", "")) + version_id)
-
-
-def version_to_prune(versions, limit=MAX_POLICY_VERSIONS):
-    """The versionId to delete before creating one more version, or None when under the cap.
-
-    ``versions`` is ``list_policy_versions()['policyVersions']``. At (or above) ``limit`` the
-    oldest non-default version is chosen; the default version is never pruned.
-    """
-    if len(versions) < limit:
-        return None
-    candidates = [v for v in versions if not v.get("isDefaultVersion")]
-    if not candidates:
-        return None
-    return min(candidates, key=_version_sort_key)["versionId"]
 
 
 def _facts(name, document, tags=None):
@@ -180,7 +159,7 @@ def ensure_policy(
     if tags_change:
         _apply_tags(client, arn, to_set, to_unset)
     versions = client.paginate("list_policy_versions", "policyVersions", policyName=name)
-    prune = version_to_prune(versions)
+    prune = version_to_prune(versions, MAX_POLICY_VERSIONS)
     pruned = []
     if prune is not None:
         client.delete("delete_policy_version", policyName=name, policyVersionId=prune)
@@ -190,6 +169,13 @@ def ensure_policy(
     )
     values = _values(name, arn, created.get("policyVersionId"), desired, pruned_versions=pruned, **tag_values)
     return Outcome(True, before=before, after=after, **values)
+
+
+def run_policy(client, *, name, state="present", check_mode=False, policy_document=None, detach=False, tags=None,
+               purge_tags=True):
+    """What ``iot_policy`` does: :func:`ensure_policy`."""
+    return ensure_policy(client, name, policy_document=policy_document, state=state, detach=detach, tags=tags,
+                         purge_tags=purge_tags, check_mode=check_mode)
 
 
 def _apply_tags(client, arn, to_set, to_unset):

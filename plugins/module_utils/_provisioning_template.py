@@ -20,6 +20,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFle
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import dump_json
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import load_json_document
+from ansible_collections.iotfleet.aws.plugins.module_utils._resource import version_to_prune
 
 TEMPLATE_NAME_RE = re.compile(r"^[0-9A-Za-z_-]{1,36}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")
@@ -136,17 +137,6 @@ def template_updates(desired, current):
     return kwargs
 
 
-def version_to_prune(versions, cap=MAX_VERSIONS):
-    """The id of the oldest non-default version when ``versions`` is at the cap, else None."""
-    if len(versions) < cap:
-        return None
-    candidates = [v for v in versions if not v.get("isDefaultVersion")]
-    if not candidates:
-        return None
-    oldest = min(candidates, key=lambda v: (v.get("creationDate") is None, v.get("creationDate"), v["versionId"]))
-    return oldest["versionId"]
-
-
 def _facts(name, facts):
     return dict(name=name, **facts)
 
@@ -209,7 +199,7 @@ def ensure_provisioning_template(
     if changed and not check_mode:
         if body_changed:
             versions = client.paginate("list_provisioning_template_versions", "versions", templateName=name)
-            prune = version_to_prune(versions)
+            prune = version_to_prune(versions, MAX_VERSIONS)
             if prune is not None:
                 client.delete("delete_provisioning_template_version", templateName=name, versionId=prune)
             client.call(
@@ -248,12 +238,26 @@ def remove_provisioning_template(client, name, check_mode=False):
     )
 
 
-def run_provisioning_template(client, name, state="present", check_mode=False, **kwargs):
-    """What ``iot_provisioning_template`` does."""
+def run_provisioning_template(client, *, name, state="present", check_mode=False, **options):
+    """What ``iot_provisioning_template`` does; ``options`` are the module's (``type`` is the
+    template type, ``pre_provisioning_hook`` keeps only the keys that are set)."""
     validate_template_name(name)
     if state == "absent":
         return remove_provisioning_template(client, name, check_mode=check_mode)
     for required in ("template_body", "provisioning_role_arn"):
-        if kwargs.get(required) is None:
+        if options.get(required) is None:
             raise IoTFleetError(f"state=present needs {required}.")
-    return ensure_provisioning_template(client, name, check_mode=check_mode, **kwargs)
+    hook = options.get("pre_provisioning_hook")
+    if hook is not None:
+        hook = {k: v for k, v in hook.items() if v is not None}
+    return ensure_provisioning_template(
+        client,
+        name,
+        options["template_body"],
+        options["provisioning_role_arn"],
+        template_type=options.get("type") or "FLEET_PROVISIONING",
+        enabled=options.get("enabled", True),
+        description=options.get("description"),
+        pre_provisioning_hook=hook,
+        check_mode=check_mode,
+    )

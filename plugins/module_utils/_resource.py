@@ -6,11 +6,22 @@
 """What every ensure-implementation shares: the outcome object and input normalisation."""
 
 import json
-import re
 
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import THING_NAME_RE
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import validate_thing_name
 
-THING_NAME_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
+# THING_NAME_RE and validate_thing_name live in _errors (dependency-free); re-exported here for
+# code that imported them from _resource before.
+__all__ = [
+    "THING_NAME_RE",
+    "Outcome",
+    "dump_json",
+    "load_json_document",
+    "validate_thing_name",
+    "version_sort_key",
+    "version_to_prune",
+]
 
 
 class Outcome:
@@ -33,16 +44,6 @@ class Outcome:
         return result
 
 
-def validate_thing_name(name, what="thing name"):
-    """Raise IoTFleetError unless ``name`` is a valid AWS IoT thing name."""
-    if not isinstance(name, str) or not THING_NAME_RE.match(name):
-        raise IoTFleetError(
-            f"Invalid {what} {name!r}: AWS IoT allows 1-128 characters from [a-zA-Z0-9:_-] "
-            "(no spaces or dots; map inventory host names first)."
-        )
-    return name
-
-
 def load_json_document(document, what="document"):
     """A JSON document given as dict/list or JSON text, as a Python object.
 
@@ -61,3 +62,32 @@ def load_json_document(document, what="document"):
 def dump_json(document):
     """Canonical JSON text (sorted keys, compact): for AWS calls and comparisons."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def version_sort_key(version):
+    """The age order of a policy or provisioning-template version: oldest first.
+
+    AWS IoT numbers versions with increasing integers (``"1"``, ``"2"``... for policies, 1, 2...
+    for templates), so the smallest number is the oldest; an id that is not a number sorts after
+    every number, by its creation date (``createDate`` or ``creationDate``) and then its id.
+    """
+    version_id = str(version.get("versionId", ""))
+    if version_id.isdigit():
+        return (0, int(version_id), "")
+    created = version.get("createDate", version.get("creationDate"))
+    return (1, 0, ("" if created is None else str(created)) + version_id)
+
+
+def version_to_prune(versions, cap=5):
+    """The versionId to delete before creating one more version, or None when under the cap.
+
+    ``versions`` is the list AWS returns (``policyVersions`` or ``versions``). At (or above)
+    ``cap`` (AWS IoT keeps 5 versions of a policy or a provisioning template) the oldest
+    non-default version (:func:`version_sort_key`) is chosen; the default version is never pruned.
+    """
+    if len(versions) < cap:
+        return None
+    candidates = [v for v in versions if not v.get("isDefaultVersion")]
+    if not candidates:
+        return None
+    return min(candidates, key=version_sort_key)["versionId"]

@@ -21,7 +21,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
-from ansible_collections.iotfleet.aws.plugins.module_utils._resource import validate_thing_name
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import validate_thing_name
 
 MAX_ATTRIBUTES = 50
 ATTRIBUTE_NAME_RE = re.compile(r"^[a-zA-Z0-9_.,@/:#-]{1,128}$")
@@ -334,18 +334,19 @@ def remove_thing(client, thing_name, detach_principals=False, check_mode=False, 
 
 def run_thing(
     client,
-    thing_name,
+    *,
+    name,
     state="present",
+    check_mode=False,
     attributes=None,
     purge_attributes=False,
     thing_type=None,
     thing_groups=None,
     purge_thing_groups=False,
     detach_principals=False,
-    check_mode=False,
 ):
     """What ``iot_thing`` does: :func:`ensure_thing` (+ groups) or :func:`remove_thing`."""
-    validate_thing_name(thing_name)
+    thing_name = validate_thing_name(name)
     if state == "absent":
         return remove_thing(client, thing_name, detach_principals=detach_principals, check_mode=check_mode)
     normalize_attributes(attributes)

@@ -374,8 +374,9 @@ def remove_thing_group(client, thing_group_name, check_mode=False):
 # module entry point
 
 
-def run_thing_group(client, thing_group_name, state="present", check_mode=False, **options):
+def run_thing_group(client, *, name, state="present", check_mode=False, **options):
     """What ``iot_thing_group`` does: :func:`ensure_thing_group` or :func:`remove_thing_group`."""
+    thing_group_name = name
     if state == "absent":
         return remove_thing_group(client, thing_group_name, check_mode=check_mode)
     return ensure_thing_group(client, thing_group_name, check_mode=check_mode, **options)

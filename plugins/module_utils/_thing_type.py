@@ -240,14 +240,16 @@ def remove_thing_type(client, thing_type_name, check_mode=False):
 
 def run_thing_type(
     client,
-    thing_type_name,
+    *,
+    name,
     state="present",
+    check_mode=False,
     description=None,
     searchable_attributes=None,
     deprecated=None,
-    check_mode=False,
 ):
     """What ``iot_thing_type`` does: :func:`ensure_thing_type` or :func:`remove_thing_type`."""
+    thing_type_name = name
     if state == "absent":
         return remove_thing_type(client, thing_type_name, check_mode=check_mode)
     return ensure_thing_type(

@@ -179,11 +179,12 @@ def remove_topic_rule(client, name, check_mode=False):
     return Outcome(True, before=current, after={}, rule_name=name, rule_arn=answer.get("ruleArn"), rule={})
 
 
-def run_topic_rule(client, name, state="present", check_mode=False, **kwargs):
-    """What ``iot_topic_rule`` does."""
+def run_topic_rule(client, *, name, state="present", check_mode=False, sql=None, **options):
+    """What ``iot_topic_rule`` does: :func:`ensure_topic_rule` (``options``: its keywords) or
+    :func:`remove_topic_rule` (which ignores them)."""
     validate_rule_name(name)
     if state == "absent":
         return remove_topic_rule(client, name, check_mode=check_mode)
-    if kwargs.get("sql") is None:
+    if sql is None:
         raise IoTFleetError("state=present needs sql.")
-    return ensure_topic_rule(client, name, check_mode=check_mode, **kwargs)
+    return ensure_topic_rule(client, name, sql, check_mode=check_mode, **options)

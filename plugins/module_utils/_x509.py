@@ -34,7 +34,7 @@ except ImportError as e:  # reported by the modules that need it
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = e
 
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import IoTFleetError
 
 DEFAULT_DEVICE_DAYS = 3650
 DEFAULT_CA_DAYS = 3650
@@ -172,6 +172,12 @@ def is_ca(cert):
 
 def _public_der(public_key):
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def public_key_sha256(key_or_public_key):
+    """Hex SHA-256 of a public key's DER SubjectPublicKeyInfo (of a private key: its public key)."""
+    public_key = key_or_public_key.public_key() if hasattr(key_or_public_key, "private_bytes") else key_or_public_key
+    return hashlib.sha256(_public_der(public_key)).hexdigest()
 
 
 def key_matches_certificate(key, cert):
@@ -404,6 +410,25 @@ def sign_csr(ca_cert, ca_key, csr_pem_or_obj, cn=None, days=DEFAULT_DEVICE_DAYS,
     if not subject_cn:
         raise IoTFleetError("The certificate signing request has no CN and none was given.")
     return issue_certificate(ca_cert, ca_key, subject_cn, csr.public_key(), days=days, now=now)
+
+
+def create_csr(key, common_name):
+    """A CSR for ``key`` with subject exactly ``CN=common_name``, signed by the key itself."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_name(common_name))
+    return builder.sign(key, _hash_for(key))
+
+
+def csr_fits(csr_pem_or_obj, key, common_name):
+    """True when the CSR is well signed, for ``key``, with subject exactly ``CN=common_name``."""
+    try:
+        csr = load_csr(csr_pem_or_obj)
+    except IoTFleetError:
+        return False
+    if not csr.is_signature_valid:
+        return False
+    if _public_der(csr.public_key()) != _public_der(key.public_key()):
+        return False
+    return csr.subject == _name(common_name)
 
 
 def verification_certificate(ca_cert, ca_key, registration_code, days=VERIFICATION_DAYS, now=None):

@@ -195,57 +195,21 @@ import hashlib
 import os
 import pwd
 import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import parse_mode
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import resolve_gid
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import resolve_uid
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import write_file
+
 HIDDEN = "(hidden)"
 
 
-class BundleError(Exception):
-    pass
-
-
-def parse_mode(value, default):
-    """An octal mode from '0640', '640', 0o640 (YAML 0640 arrives as int 416) -> int."""
-    if value is None:
-        value = default
-    if isinstance(value, int) and not isinstance(value, bool):
-        mode = value
-    else:
-        text = str(value).strip()
-        if text.startswith("0o"):
-            text = text[2:]
-        try:
-            mode = int(text, 8)
-        except ValueError:
-            raise BundleError("mode %r is not an octal number such as '0640' (symbolic modes are not supported)" % value)
-    if mode < 0 or mode > 0o7777:
-        raise BundleError("mode %r is out of range" % value)
-    return mode
-
-
-def resolve_uid(owner):
-    if owner is None or owner == "":
-        return None
-    if str(owner).isdigit():
-        return int(owner)
-    try:
-        return pwd.getpwnam(str(owner)).pw_uid
-    except KeyError:
-        raise BundleError("user %r does not exist on the device" % owner)
-
-
-def resolve_gid(group):
-    if group is None or group == "":
-        return None
-    if str(group).isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(str(group)).gr_gid
-    except KeyError:
-        raise BundleError("group %r does not exist on the device" % group)
+class BundleError(IoTFleetError):
+    """A wanted object that cannot be brought about (the message names its path)."""
 
 
 def decode_content(entry):
@@ -270,12 +234,17 @@ def normalise(entry, kind, default_mode):
         raise BundleError("%s path %r must be absolute" % (kind, path))
     if entry.get("content") is not None and entry.get("src"):
         raise BundleError("%s: content and src are mutually exclusive" % path)
+    try:
+        mode = parse_mode(entry.get("mode"), default_mode)
+        uid, gid = resolve_uid(entry.get("owner")), resolve_gid(entry.get("group"))
+    except IoTFleetError as exc:
+        raise BundleError("%s: %s" % (path, exc)) from None
     return {
         "path": os.path.normpath(path),
         "kind": kind,
-        "mode": parse_mode(entry.get("mode"), default_mode),
-        "uid": resolve_uid(entry.get("owner")),
-        "gid": resolve_gid(entry.get("group")),
+        "mode": mode,
+        "uid": uid,
+        "gid": gid,
         "data": None if kind == "directory" else decode_content(entry),
         "diff": bool(entry.get("diff", True)) and kind == "file",
         "binary": entry.get("encoding") == "base64",
@@ -317,30 +286,6 @@ def plan(want, st, data):
     return reasons
 
 
-def write_atomic(want):
-    """Write want['data'] to a temporary file with final mode/owner, fsync, rename over the path."""
-    directory = os.path.dirname(want["path"])
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(want["path"]))
-    try:
-        if want["uid"] is not None or want["gid"] is not None:
-            os.fchown(fd, -1 if want["uid"] is None else want["uid"], -1 if want["gid"] is None else want["gid"])
-        os.fchmod(fd, want["mode"])
-        with os.fdopen(fd, "wb") as handle:
-            fd = None
-            handle.write(want["data"])
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, want["path"])
-        tmp = None
-    finally:
-        if fd is not None:
-            os.close(fd)
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def apply(want, reasons):
     if want["kind"] == "directory":
         if "created" in reasons:
@@ -348,7 +293,7 @@ def apply(want, reasons):
         os.chown(want["path"], -1 if want["uid"] is None else want["uid"], -1 if want["gid"] is None else want["gid"])
         os.chmod(want["path"], want["mode"])
     elif "created" in reasons or "content" in reasons:
-        write_atomic(want)
+        write_file(want["path"], want["data"], want["mode"], want["uid"], want["gid"], dir_mode=0o755)
     else:
         if "owner" in reasons or "group" in reasons:
             os.chown(want["path"], -1 if want["uid"] is None else want["uid"], -1 if want["gid"] is None else want["gid"])
@@ -490,7 +435,7 @@ def main():
             check_mode=module.check_mode,
             want_diff=module._diff,
         )
-    except BundleError as exc:
+    except IoTFleetError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="cannot write %s: %s" % (getattr(exc, "filename", None) or "a file", exc.strerror or exc))

@@ -111,119 +111,40 @@ public_key_sha256:
   type: str
 """
 
-import grp
-import hashlib
 import os
-import pwd
-import stat
-import tempfile
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-CRYPTOGRAPHY_IMPORT_ERROR = None
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
-except ImportError:
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+from ansible_collections.iotfleet.aws.plugins.module_utils import _files
+from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
+from ansible_collections.iotfleet.aws.plugins.module_utils._errors import IoTFleetError
+
+KEY_MODE = 0o600
+CSR_MODE = 0o644
 
 
-class CsrError(Exception):
-    pass
+class CsrError(IoTFleetError):
+    """Bad input or a key the module must not replace (the message names the path)."""
 
 
-def _id(value, lookup, what):
-    if value is None or value == "":
-        return -1
-    if str(value).isdigit():
-        return int(value)
+def _load_key(key_path):
     try:
-        return lookup(str(value))[2]
-    except KeyError:
-        raise CsrError("%s %r does not exist on the device" % (what, value))
-
-
-def _mode(value):
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        return int(str(value), 8)
-    except ValueError:
-        raise CsrError("mode %r is not an octal number" % value)
-
-
-def write_atomic(path, data, mode, uid, gid):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s." % os.path.basename(path))
-    try:
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            fd = None
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    finally:
-        if fd is not None:
-            os.close(fd)
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def fix_attributes(path, mode, uid, gid, check_mode):
-    st = os.lstat(path)
-    changed = False
-    if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
-        changed = True
-        if not check_mode:
-            os.chown(path, uid, gid)
-    if stat.S_IMODE(st.st_mode) != mode:
-        changed = True
-        if not check_mode:
-            os.chmod(path, mode)
-    return changed
-
-
-def new_key(key_type):
-    if key_type == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def public_der(key):
-    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def csr_matches(csr_pem, key, common_name):
-    """True when csr_pem is a valid CSR for key with subject exactly CN=common_name."""
-    try:
-        csr = x509.load_pem_x509_csr(csr_pem)
-    except (ValueError, TypeError):
-        return False
-    if not csr.is_signature_valid:
-        return False
-    if csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != public_der(key):
-        return False
-    return csr.subject == x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def build_csr(key, common_name):
-    builder = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    )
-    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        return _x509.load_private_key(path=key_path, what="private key")
+    except IoTFleetError:
+        raise CsrError("%s exists but is not an unencrypted PEM private key; not replacing it" % key_path) from None
 
 
 def ensure_key_and_csr(params, check_mode=False):
+    """Keep (or make) the key at params['path'] and a CSR for it at params['csr_path'].
+
+    Every input is checked before the first write; an existing key is never replaced.
+    """
     common_name = params["common_name"]
     if not common_name or len(common_name) > 64:
         raise CsrError("common_name must be 1 to 64 characters (an X.509 CN limit), got %r" % common_name)
-    uid = _id(params.get("owner"), pwd.getpwnam, "user")
-    gid = _id(params.get("group"), grp.getgrnam, "group")
+    uid = _files.resolve_uid(params.get("owner"))
+    gid = _files.resolve_gid(params.get("group"))
+    directory_mode = _files.parse_mode(params["directory_mode"])
     key_path, csr_path = params["path"], params["csr_path"]
     result = {"changed": False, "key_created": False, "csr_created": False}
 
@@ -231,41 +152,31 @@ def ensure_key_and_csr(params, check_mode=False):
     if not os.path.isdir(directory):
         result["changed"] = True
         if not check_mode:
-            os.makedirs(directory, _mode(params["directory_mode"]))
-            os.chown(directory, -1, gid)
-            os.chmod(directory, _mode(params["directory_mode"]))
+            _files.makedirs_private(directory, directory_mode)
+            os.chown(directory, -1, -1 if gid is None else gid)
 
-    key = None
     if os.path.exists(key_path):
-        with open(key_path, "rb") as handle:
-            try:
-                key = serialization.load_pem_private_key(handle.read(), password=None)
-            except (ValueError, TypeError):
-                raise CsrError("%s exists but is not an unencrypted PEM private key; not replacing it" % key_path)
-        result["changed"] |= fix_attributes(key_path, 0o600, uid, gid, check_mode)
+        key = _load_key(key_path)
+        result["changed"] |= _files.fix_attributes(key_path, KEY_MODE, uid, gid, check_mode)
     else:
         result["changed"] = result["key_created"] = result["csr_created"] = True
         if check_mode:
             return result
-        key = new_key(params["key_type"])
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        write_atomic(key_path, pem, 0o600, uid, gid)
+        key = _x509.generate_private_key(params["key_type"])
+        _files.write_file(key_path, _x509.private_key_pem(key).encode("ascii"), KEY_MODE, uid, gid)
 
-    csr_pem = None
-    if os.path.exists(csr_path):
-        with open(csr_path, "rb") as handle:
-            csr_pem = handle.read()
-        if not csr_matches(csr_pem, key, common_name):
-            csr_pem = None
+    csr_pem = _files.read_optional(csr_path)
+    if csr_pem is not None and not _x509.csr_fits(csr_pem, key, common_name):
+        csr_pem = None
     if csr_pem is None:
-        csr_pem = build_csr(key, common_name)
+        csr_pem = _x509.csr_pem(_x509.create_csr(key, common_name)).encode("ascii")
         result["changed"] = result["csr_created"] = True
         if not check_mode:
-            write_atomic(csr_path, csr_pem, 0o644, uid, gid)
+            _files.write_file(csr_path, csr_pem, CSR_MODE, uid, gid)
     else:
-        result["changed"] |= fix_attributes(csr_path, 0o644, uid, gid, check_mode)
+        result["changed"] |= _files.fix_attributes(csr_path, CSR_MODE, uid, gid, check_mode)
     result["csr"] = csr_pem.decode("ascii")
-    result["public_key_sha256"] = hashlib.sha256(public_der(key)).hexdigest()
+    result["public_key_sha256"] = _x509.public_key_sha256(key)
     return result
 
 
@@ -282,12 +193,12 @@ def main():
         },
         supports_check_mode=True,
     )
-    if CRYPTOGRAPHY_IMPORT_ERROR:
+    if not _x509.HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography (Debian: python3-cryptography)"),
-                         exception=CRYPTOGRAPHY_IMPORT_ERROR)
+                         exception=str(_x509.CRYPTOGRAPHY_IMPORT_ERROR))
     try:
         result = ensure_key_and_csr(module.params, check_mode=module.check_mode)
-    except CsrError as exc:
+    except IoTFleetError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="cannot write %s: %s" % (exc.filename or "a file", exc.strerror or exc))

@@ -28,24 +28,13 @@ options:
       - Path to the CA certificate (PEM) on the controller.
       - Exactly one of O(ca_certificate) and O(ca_certificate_content) is required.
     type: path
-  ca_certificate_content:
-    description:
-      - The CA certificate as PEM text.
-    type: str
   ca_private_key:
     description:
       - Path to the CA private key (PEM) on the controller.
       - Only needed to register a CA in O(certificate_mode=default); when given it must match the CA
         certificate.
+      - Mutually exclusive with O(ca_private_key_content).
     type: path
-  ca_private_key_content:
-    description:
-      - The CA private key as PEM text. Use a vault; the value is never logged.
-    type: str
-  ca_private_key_passphrase:
-    description:
-      - Passphrase of an encrypted CA private key.
-    type: str
   certificate_mode:
     description:
       - V(default) registers with a verification certificate (proof of possession of the CA key);
@@ -58,11 +47,11 @@ options:
     default: default
   status:
     description:
-      - Status of the CA. Device certificates signed by an V(inactive) CA cannot connect.
-      - Upper case (as AWS writes it) is accepted too, as in M(iotfleet.aws.iot_certificate).
+      - Status of the CA. Device certificates signed by an V(INACTIVE) CA cannot connect.
+      - Lower case is accepted too, as for every certificate status of the collection.
     type: str
-    choices: [active, inactive, ACTIVE, INACTIVE]
-    default: active
+    choices: [ACTIVE, INACTIVE, active, inactive]
+    default: ACTIVE
   allow_auto_registration:
     description:
       - Whether device certificates signed by this CA register themselves when they first connect
@@ -109,6 +98,8 @@ notes:
   - The CA is looked up by its id (DescribeCACertificate), never by listing all CAs.
 extends_documentation_fragment:
   - iotfleet.aws._attributes
+  - iotfleet.aws._options.ca_certificate
+  - iotfleet.aws._options.ca_private_key
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -215,7 +206,7 @@ def main():
         ca_private_key_content=dict(type="str", no_log=True),
         ca_private_key_passphrase=dict(type="str", no_log=True),
         certificate_mode=dict(type="str", choices=["default", "sni_only"], default="default"),
-        status=dict(type="str", choices=["active", "inactive", "ACTIVE", "INACTIVE"], default="active"),
+        status=dict(type="str", choices=["ACTIVE", "INACTIVE", "active", "inactive"], default="ACTIVE"),
         allow_auto_registration=dict(type="bool"),
         registration_config=dict(
             type="dict",
@@ -239,7 +230,7 @@ def main():
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
-    module.run(run_ca_certificate, module.iot_client(), module.params, check_mode=module.check_mode)
+    module.run_resource(run_ca_certificate)
 
 
 if __name__ == "__main__":

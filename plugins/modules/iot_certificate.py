@@ -26,10 +26,6 @@ options:
       - Path to the device certificate (PEM) on the controller.
       - One of O(certificate), O(certificate_content) and O(certificate_id) is required.
     type: path
-  certificate_content:
-    description:
-      - The device certificate as PEM text.
-    type: str
   certificate_id:
     description:
       - The id of an already registered certificate, to change its status or remove it without
@@ -43,10 +39,6 @@ options:
       - Without O(ca_certificate) and O(ca_certificate_content) the certificate is registered without
         a CA.
     type: path
-  ca_certificate_content:
-    description:
-      - The CA certificate as PEM text.
-    type: str
   status:
     description:
       - The certificate status. A new certificate is registered V(ACTIVE) by default (AWS itself
@@ -77,6 +69,8 @@ notes:
     in one process.
 extends_documentation_fragment:
   - iotfleet.aws._attributes
+  - iotfleet.aws._options.certificate
+  - iotfleet.aws._options.ca_certificate
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -190,7 +184,7 @@ def main():
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
-    module.run(run_certificate, module.iot_client(), module.params, check_mode=module.check_mode)
+    module.run_resource(run_certificate)
 
 
 if __name__ == "__main__":

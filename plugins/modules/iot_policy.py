@@ -145,7 +145,7 @@ detached_targets:
 """
 
 from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
-from ansible_collections.iotfleet.aws.plugins.module_utils._policy import ensure_policy
+from ansible_collections.iotfleet.aws.plugins.module_utils._policy import run_policy
 
 
 def main():
@@ -162,18 +162,7 @@ def main():
         required_if=[("state", "present", ["policy_document"])],
         supports_check_mode=True,
     )
-    client = module.iot_client()
-    module.run(
-        ensure_policy,
-        client,
-        module.params["name"],
-        policy_document=module.params["policy_document"],
-        state=module.params["state"],
-        detach=module.params["detach"],
-        tags=module.params["tags"],
-        purge_tags=module.params["purge_tags"],
-        check_mode=module.check_mode,
-    )
+    module.run_resource(run_policy)
 
 
 if __name__ == "__main__":

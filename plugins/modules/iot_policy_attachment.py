@@ -88,7 +88,7 @@ attached:
   sample: true
 """
 
-from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_policy_attachment
+from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import run_policy_attachment
 from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
 
 
@@ -99,15 +99,7 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
-    client = module.iot_client()
-    module.run(
-        ensure_policy_attachment,
-        client,
-        module.params["policy_name"],
-        module.params["target"],
-        state=module.params["state"],
-        check_mode=module.check_mode,
-    )
+    module.run_resource(run_policy_attachment)
 
 
 if __name__ == "__main__":

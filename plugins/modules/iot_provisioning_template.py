@@ -182,28 +182,7 @@ def main():
         supports_check_mode=True,
         required_if=[("state", "present", ["template_body", "provisioning_role_arn"])],
     )
-    p = module.params
-    kwargs = {}
-    if p["state"] == "present":
-        hook = p["pre_provisioning_hook"]
-        if hook is not None:
-            hook = {k: v for k, v in hook.items() if v is not None}
-        kwargs = dict(
-            template_body=p["template_body"],
-            provisioning_role_arn=p["provisioning_role_arn"],
-            template_type=p["type"],
-            enabled=p["enabled"],
-            description=p["description"],
-            pre_provisioning_hook=hook,
-        )
-    module.run(
-        run_provisioning_template,
-        module.iot_client(),
-        p["name"],
-        state=p["state"],
-        check_mode=module.check_mode,
-        **kwargs
-    )
+    module.run_resource(run_provisioning_template)
 
 
 if __name__ == "__main__":

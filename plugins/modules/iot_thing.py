@@ -31,20 +31,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  attributes:
-    description:
-      - Attributes of the thing. Values are stored as strings (V(true)/V(false) for booleans).
-      - Up to 50 attributes. Names are 1-128 characters from C([a-zA-Z0-9_.,@/:#-]), values up to
-        800 characters from C([a-zA-Z0-9_.,@/:#=[]-]) (no spaces). Invalid input fails before any call.
-      - An attribute whose value is V("") (or null) is removed.
-      - When not set, the attributes are left alone (unless O(purge_attributes=true)).
-    type: dict
-  purge_attributes:
-    description:
-      - When V(false), only the declared attributes are set and others are kept.
-      - When V(true), attributes that are not declared in O(attributes) are removed.
-    type: bool
-    default: false
   thing_type:
     description:
       - The name of the thing type. It must exist (and not be deprecated); the module checks this
@@ -82,6 +68,7 @@ notes:
   - Thing names are case-sensitive.
 extends_documentation_fragment:
   - iotfleet.aws._attributes
+  - iotfleet.aws._options.thing_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -173,20 +160,7 @@ def main():
         detach_principals=dict(type="bool", default=False),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    module.run(
-        run_thing,
-        module.iot_client(),
-        p["name"],
-        state=p["state"],
-        attributes=p["attributes"],
-        purge_attributes=p["purge_attributes"],
-        thing_type=p["thing_type"],
-        thing_groups=p["thing_groups"],
-        purge_thing_groups=p["purge_thing_groups"],
-        detach_principals=p["detach_principals"],
-        check_mode=module.check_mode,
-    )
+    module.run_resource(run_thing)
 
 
 if __name__ == "__main__":

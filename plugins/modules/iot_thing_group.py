@@ -41,20 +41,6 @@ options:
       - The description of the group. Up to 2028 printable ASCII characters and spaces.
       - V("") removes the description. When not set, the description is left alone.
     type: str
-  attributes:
-    description:
-      - Attributes of the group. Values are stored as strings (V(true)/V(false) for booleans).
-      - Up to 50 attributes. Names are 1-128 characters from C([a-zA-Z0-9_.,@/:#-]), values up to
-        800 characters from C([a-zA-Z0-9_.,@/:#=[]-]) (no spaces). Invalid input fails before any call.
-      - An attribute whose value is V("") (or null) is removed.
-      - When not set, the attributes are left alone (unless O(purge_attributes=true)).
-    type: dict
-  purge_attributes:
-    description:
-      - When V(false), only the declared attributes are set and others are kept.
-      - When V(true), attributes that are not declared in O(attributes) are removed.
-    type: bool
-    default: false
   parent:
     description:
       - The name of the parent group (static groups only). It must exist and be a static group; the
@@ -105,6 +91,7 @@ notes:
     when their members are listed; AWS evaluates any fleet indexing query, asynchronously.
 extends_documentation_fragment:
   - iotfleet.aws._attributes
+  - iotfleet.aws._options.thing_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -224,21 +211,7 @@ def main():
         query_version=dict(type="str"),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    module.run(
-        run_thing_group,
-        module.iot_client(),
-        p["name"],
-        state=p["state"],
-        description=p["description"],
-        attributes=p["attributes"],
-        purge_attributes=p["purge_attributes"],
-        parent=p["parent"],
-        query_string=p["query_string"],
-        index_name=p["index_name"],
-        query_version=p["query_version"],
-        check_mode=module.check_mode,
-    )
+    module.run_resource(run_thing_group)
 
 
 if __name__ == "__main__":

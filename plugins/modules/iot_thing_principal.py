@@ -89,7 +89,7 @@ attached:
   sample: true
 """
 
-from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_thing_principal
+from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import run_thing_principal
 from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
 
 
@@ -101,16 +101,7 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
-    client = module.iot_client()
-    module.run(
-        ensure_thing_principal,
-        client,
-        module.params["thing_name"],
-        module.params["principal"],
-        exclusive=module.params["exclusive"],
-        state=module.params["state"],
-        check_mode=module.check_mode,
-    )
+    module.run_resource(run_thing_principal)
 
 
 if __name__ == "__main__":

@@ -155,17 +155,7 @@ def main():
         deprecated=dict(type="bool"),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    module.run(
-        run_thing_type,
-        module.iot_client(),
-        p["name"],
-        state=p["state"],
-        description=p["description"],
-        searchable_attributes=p["searchable_attributes"],
-        deprecated=p["deprecated"],
-        check_mode=module.check_mode,
-    )
+    module.run_resource(run_thing_type)
 
 
 if __name__ == "__main__":

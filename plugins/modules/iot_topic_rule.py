@@ -181,18 +181,7 @@ def main():
         supports_check_mode=True,
         required_if=[("state", "present", ["sql"])],
     )
-    p = module.params
-    kwargs = {}
-    if p["state"] == "present":
-        kwargs = dict(
-            sql=p["sql"],
-            description=p["description"],
-            sql_version=p["sql_version"],
-            actions=p["actions"],
-            error_action=p["error_action"],
-            enabled=p["enabled"],
-        )
-    module.run(run_topic_rule, module.iot_client(), p["name"], state=p["state"], check_mode=module.check_mode, **kwargs)
+    module.run_resource(run_topic_rule)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import sys
 
 import pytest
 
-from support.iotcore import fleet_policy, free_port, missing_tools
+from support.iotcore import fleet_policy, missing_tools
+from support.procs import free_port
 
 pytestmark = [
     pytest.mark.integration,

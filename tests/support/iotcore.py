@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,6 +37,7 @@ SERVER = ROOT / "lab" / "iotcore" / "server.py"
 sys.path.insert(0, str(ROOT / "lab" / "iotcore"))
 
 import pki  # noqa: E402  (lab/iotcore/pki.py)
+from support.procs import free_port, wait_for  # noqa: E402
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -49,22 +49,6 @@ JITP_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/iotfleet-jitp"
 def missing_tools() -> list[str]:
     """What the stand-in needs on this host and lacks (the tests skip on it)."""
     return [tool for tool in ("mosquitto", "gcc", "openssl") if shutil.which(tool) is None]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_for(cond, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = cond()
-        if result:
-            return result
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def fleet_policy(rule: str = "mydata", subscribe: bool = True) -> dict:

@@ -17,45 +17,11 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.iotfleet.aws.plugins.module_utils import _ca_certificate as cac
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from support.recorders import CERTIFICATE_WRITES, Recorder
 
-WRITES = {"register_ca_certificate", "update_ca_certificate", "delete_ca_certificate", "update_certificate",
-          "register_certificate", "register_certificate_without_ca", "delete_certificate"}
 R1 = "arn:aws:iam::123456789012:role/r1"
 R2 = "arn:aws:iam::123456789012:role/r2"
 TEMPLATE = {"Parameters": {"AWS::IoT::Certificate::Id": {"Type": "String"}}, "Resources": {}}
-
-
-class Recorder:
-    """Delegates to the real IoTClient and records (operation, kwargs, result)."""
-
-    def __init__(self, client):
-        self._client = client
-        self.calls = []
-
-    def _record(self, method, operation, kwargs):
-        result = getattr(self._client, method)(operation, **kwargs)
-        self.calls.append((operation, kwargs, result))
-        return result
-
-    def call(self, operation, **kwargs):
-        return self._record("call", operation, kwargs)
-
-    def get(self, operation, **kwargs):
-        return self._record("get", operation, kwargs)
-
-    def delete(self, operation, **kwargs):
-        return self._record("delete", operation, kwargs)
-
-    def paginate(self, operation, result_key, **kwargs):
-        result = self._client.paginate(operation, result_key, **kwargs)
-        self.calls.append((operation, kwargs, result))
-        return result
-
-    def operations(self):
-        return [c[0] for c in self.calls]
-
-    def writes(self):
-        return [c[0] for c in self.calls if c[0] in WRITES]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +31,7 @@ def ca():
 
 @pytest.fixture
 def rec(iot_client):
-    return Recorder(iot_client)
+    return Recorder(iot_client, CERTIFICATE_WRITES)
 
 
 def _cn(cert):

@@ -16,8 +16,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from support.iotcore import register_ca_certificate
-
-from test_ca_certificate import Recorder  # same directory (pytest puts it on sys.path)
+from support.recorders import CERTIFICATE_WRITES, Recorder
 
 UTC = datetime.timezone.utc
 POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}'
@@ -35,7 +34,7 @@ def other_ca():
 
 @pytest.fixture
 def rec(iot_client):
-    return Recorder(iot_client)
+    return Recorder(iot_client, CERTIFICATE_WRITES)
 
 
 @pytest.fixture

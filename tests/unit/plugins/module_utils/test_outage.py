@@ -13,7 +13,8 @@ import pytest
 from botocore.config import Config
 
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError, IoTClient, _connection_failure
-from support.iotcore import CREDENTIALS, REGION, free_port
+from support.iotcore import CREDENTIALS, REGION
+from support.procs import free_port
 from support.proxy import Forwarder
 
 

@@ -109,7 +109,7 @@ def test_prune_compares_ids_as_numbers():
 
 
 def test_prune_nothing_when_all_default():
-    assert version_to_prune([{"versionId": "1", "isDefaultVersion": True}], limit=1) is None
+    assert version_to_prune([{"versionId": "1", "isDefaultVersion": True}], cap=1) is None
 
 
 # --- ensure_policy against moto --------------------------------------------------------------

@@ -73,7 +73,7 @@ def versions(n, default):
 @pytest.mark.parametrize("name", ["fleet template", "fleet.tpl", "x" * 37, "", None])
 def test_bad_names(name):
     with pytest.raises(IoTFleetError, match="Invalid provisioning template name"):
-        _pt.run_provisioning_template(None, name, template_body=BODY, provisioning_role_arn=ROLE)
+        _pt.run_provisioning_template(None, name=name, template_body=BODY, provisioning_role_arn=ROLE)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +106,7 @@ def test_bad_input_fails_before_any_call(stubbed, kwargs, fragment):
 
 def test_run_needs_body_and_role():
     with pytest.raises(IoTFleetError, match="template_body"):
-        _pt.run_provisioning_template(None, "fleet", provisioning_role_arn=ROLE)
+        _pt.run_provisioning_template(None, name="fleet", provisioning_role_arn=ROLE)
 
 
 def test_body_from_json_text_and_dict_compare_equal():
@@ -266,7 +266,7 @@ def test_remove(stubbed):
 
     expect_describe(stubber, described())
     stubber.add_response("delete_provisioning_template", {}, {"templateName": "fleet"})
-    assert _pt.run_provisioning_template(client, "fleet", state="absent").changed
+    assert _pt.run_provisioning_template(client, name="fleet", state="absent").changed
 
     expect_describe(stubber, None)
     assert not _pt.remove_provisioning_template(client, "fleet").changed

@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _thing
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
-from support.recorders import CountingClient
+from support.recorders import CountingClient, NoCalls
 
 
 def described(boto3_iot, name):
@@ -63,27 +63,19 @@ def test_attribute_changes_merge_and_purge():
 
 @pytest.mark.parametrize("name", ["pi zero", "pi.zero", "x" * 129, "", None, "pi/zero"])
 def test_bad_thing_names_fail_before_any_call(name):
-    class NoCalls:
-        def __getattr__(self, item):
-            raise AssertionError(f"AWS was called: {item}")
-
     with pytest.raises(IoTFleetError, match="Invalid thing name"):
         _thing.ensure_thing(NoCalls(), name, attributes={"a": "1"})
     with pytest.raises(IoTFleetError, match="Invalid thing name"):
-        _thing.run_thing(NoCalls(), name, state="absent")
+        _thing.run_thing(NoCalls(), name=name, state="absent")
 
 
 def test_bad_input_fails_before_any_call():
-    class NoCalls:
-        def __getattr__(self, item):
-            raise AssertionError(f"AWS was called: {item}")
-
     with pytest.raises(IoTFleetError, match="thing type"):
         _thing.ensure_thing(NoCalls(), "pi", thing_type="bad type")
     with pytest.raises(IoTFleetError, match="thing group"):
-        _thing.run_thing(NoCalls(), "pi", thing_groups=["bad group"])
+        _thing.run_thing(NoCalls(), name="pi", thing_groups=["bad group"])
     with pytest.raises(IoTFleetError, match="attribute name"):
-        _thing.run_thing(NoCalls(), "pi", attributes={"bad name": "1"})
+        _thing.run_thing(NoCalls(), name="pi", attributes={"bad name": "1"})
 
 
 def test_thing_facts_ignore_generated_fields():
@@ -203,23 +195,23 @@ def test_deprecated_thing_type_refused(iot_client, boto3_iot):
 def test_thing_groups(iot_client, boto3_iot):
     boto3_iot.create_thing_group(thingGroupName="g1")
     boto3_iot.create_thing_group(thingGroupName="g2")
-    out = _thing.run_thing(iot_client, "pi-10", thing_groups=["g1"], check_mode=True)
+    out = _thing.run_thing(iot_client, name="pi-10", thing_groups=["g1"], check_mode=True)
     assert out.changed and out.values["thing_groups"] == ["g1"]
     assert boto3_iot.list_things()["things"] == []
 
-    out = _thing.run_thing(iot_client, "pi-10", thing_groups=["g1"])
+    out = _thing.run_thing(iot_client, name="pi-10", thing_groups=["g1"])
     assert out.changed and out.values["thing_groups"] == ["g1"]
-    assert not _thing.run_thing(iot_client, "pi-10", thing_groups=["g1"]).changed
+    assert not _thing.run_thing(iot_client, name="pi-10", thing_groups=["g1"]).changed
 
-    out = _thing.run_thing(iot_client, "pi-10", thing_groups=["g2"])
+    out = _thing.run_thing(iot_client, name="pi-10", thing_groups=["g2"])
     assert out.changed and out.values["thing_groups"] == ["g1", "g2"]
-    out = _thing.run_thing(iot_client, "pi-10", thing_groups=["g2"], purge_thing_groups=True)
+    out = _thing.run_thing(iot_client, name="pi-10", thing_groups=["g2"], purge_thing_groups=True)
     assert out.changed and out.values["thing_groups"] == ["g2"]
     groups = boto3_iot.list_thing_groups_for_thing(thingName="pi-10")["thingGroups"]
     assert [g["groupName"] for g in groups] == ["g2"]
 
     with pytest.raises(IoTFleetError, match="Thing group 'g3' does not exist"):
-        _thing.run_thing(iot_client, "pi-10", thing_groups=["g3"])
+        _thing.run_thing(iot_client, name="pi-10", thing_groups=["g3"])
 
 
 def test_remove_refuses_with_principals(iot_client, boto3_iot):
@@ -247,12 +239,12 @@ def test_remove_refuses_with_principals(iot_client, boto3_iot):
 
 def test_remove_check_mode_and_idempotent(iot_client, boto3_iot):
     boto3_iot.create_thing(thingName="pi-12", attributePayload={"attributes": {"a": "1"}})
-    out = _thing.run_thing(iot_client, "pi-12", state="absent", check_mode=True)
+    out = _thing.run_thing(iot_client, name="pi-12", state="absent", check_mode=True)
     assert out.changed and out.before["attributes"] == {"a": "1"}
     assert described(boto3_iot, "pi-12")
-    assert _thing.run_thing(iot_client, "pi-12", state="absent").changed
-    assert not _thing.run_thing(iot_client, "pi-12", state="absent", check_mode=True).changed
-    assert not _thing.run_thing(iot_client, "pi-12", state="absent").changed
+    assert _thing.run_thing(iot_client, name="pi-12", state="absent").changed
+    assert not _thing.run_thing(iot_client, name="pi-12", state="absent", check_mode=True).changed
+    assert not _thing.run_thing(iot_client, name="pi-12", state="absent").changed
 
 
 def test_describe_things(iot_client, boto3_iot):

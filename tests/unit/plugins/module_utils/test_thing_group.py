@@ -88,16 +88,16 @@ def test_facts_ignore_generated_fields_and_empty_attributes():
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        (dict(thing_group_name="bad name"), "Invalid thing group name"),
-        (dict(thing_group_name="g.1"), "Invalid thing group name"),
-        (dict(thing_group_name="x" * 129), "Invalid thing group name"),
-        (dict(thing_group_name="g", parent="bad parent"), "Invalid parent group name"),
-        (dict(thing_group_name="g", description="two\nlines"), "description"),
-        (dict(thing_group_name="g", description="x" * 2029), "description"),
-        (dict(thing_group_name="g", attributes={"a b": "1"}), "attribute name"),
-        (dict(thing_group_name="g", query_string=""), "query_string"),
-        (dict(thing_group_name="g", query_string="a:1", index_name="bad index"), "Invalid index name"),
-        (dict(thing_group_name="g", query_string="a:1", parent="p"), "cannot have a parent"),
+        (dict(name="bad name"), "Invalid thing group name"),
+        (dict(name="g.1"), "Invalid thing group name"),
+        (dict(name="x" * 129), "Invalid thing group name"),
+        (dict(name="g", parent="bad parent"), "Invalid parent group name"),
+        (dict(name="g", description="two\nlines"), "description"),
+        (dict(name="g", description="x" * 2029), "description"),
+        (dict(name="g", attributes={"a b": "1"}), "attribute name"),
+        (dict(name="g", query_string=""), "query_string"),
+        (dict(name="g", query_string="a:1", index_name="bad index"), "Invalid index name"),
+        (dict(name="g", query_string="a:1", parent="p"), "cannot have a parent"),
     ],
 )
 def test_bad_input_fails_before_any_call(kwargs, fragment):
@@ -107,7 +107,7 @@ def test_bad_input_fails_before_any_call(kwargs, fragment):
 
 def test_bad_name_on_absent_fails_before_any_call():
     with pytest.raises(IoTFleetError, match="Invalid thing group name"):
-        _tg.run_thing_group(NoCalls(), "a b", state="absent")
+        _tg.run_thing_group(NoCalls(), name="a b", state="absent")
 
 
 # --- static groups against moto -----------------------------------------------------------------
@@ -271,7 +271,7 @@ def test_static_group_cannot_become_dynamic(iot_client, boto3_iot):
 def test_remove_four_runs(iot_client, boto3_iot):
     boto3_iot.create_thing_group(thingGroupName="g5", thingGroupProperties={"thingGroupDescription": "d"})
     client = CountingClient(iot_client)
-    check, real, again, check_again = four_runs(_tg.run_thing_group, client, "g5", state="absent")
+    check, real, again, check_again = four_runs(_tg.run_thing_group, client, name="g5", state="absent")
     assert check.changed and real.changed and not again.changed and not check_again.changed
     assert check.before["description"] == "d" and check.after == {}
     assert client.writes() == ["delete_thing_group"]
@@ -388,7 +388,7 @@ def test_dynamic_group_refusals_before_any_write(iot_client, indexing):
 def test_dynamic_remove_four_runs(iot_client, indexing):
     indexing.create_dynamic_thing_group(thingGroupName="dyn", queryString=QUERY)
     client = CountingClient(iot_client)
-    check, real, again, check_again = four_runs(_tg.run_thing_group, client, "dyn", state="absent")
+    check, real, again, check_again = four_runs(_tg.run_thing_group, client, name="dyn", state="absent")
     assert check.changed and real.changed and not again.changed and not check_again.changed
     assert real.before["query_string"] == QUERY and real.after == {}
     assert client.writes() == ["delete_dynamic_thing_group"]

@@ -38,14 +38,14 @@ def test_searchable_attributes_normalised():
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        (dict(thing_type_name="pi zero"), "Invalid thing type name"),
-        (dict(thing_type_name="pi.zero"), "Invalid thing type name"),
-        (dict(thing_type_name="x" * 129), "Invalid thing type name"),
-        (dict(thing_type_name="t", searchable_attributes=["a", "b", "c", "d"]), "at most 3"),
-        (dict(thing_type_name="t", searchable_attributes=["a b"]), "Invalid searchable attribute"),
-        (dict(thing_type_name="t", searchable_attributes="a"), "must be a list"),
-        (dict(thing_type_name="t", description="tab\there"), "description"),
-        (dict(thing_type_name="t", deprecated="yes"), "deprecated must be a boolean"),
+        (dict(name="pi zero"), "Invalid thing type name"),
+        (dict(name="pi.zero"), "Invalid thing type name"),
+        (dict(name="x" * 129), "Invalid thing type name"),
+        (dict(name="t", searchable_attributes=["a", "b", "c", "d"]), "at most 3"),
+        (dict(name="t", searchable_attributes=["a b"]), "Invalid searchable attribute"),
+        (dict(name="t", searchable_attributes="a"), "must be a list"),
+        (dict(name="t", description="tab\there"), "description"),
+        (dict(name="t", deprecated="yes"), "deprecated must be a boolean"),
     ],
 )
 def test_bad_input_fails_before_any_call(kwargs, fragment):
@@ -55,7 +55,7 @@ def test_bad_input_fails_before_any_call(kwargs, fragment):
 
 def test_bad_name_on_absent_fails_before_any_call():
     with pytest.raises(IoTFleetError, match="Invalid thing type name"):
-        _tt.run_thing_type(NoCalls(), "a b", state="absent")
+        _tt.run_thing_type(NoCalls(), name="a b", state="absent")
 
 
 def test_facts_ignore_generated_fields():
@@ -172,7 +172,7 @@ def test_remove_four_runs(moto, iot_client, boto3_iot):
     boto3_iot.deprecate_thing_type(thingTypeName="t6")
     wait_thing_type_deletable(boto3_iot, "t6", moto.thing_type_delete_delay)
     client = CountingClient(iot_client)
-    check, real, again, check_again = four_runs(_tt.run_thing_type, client, "t6", state="absent")
+    check, real, again, check_again = four_runs(_tt.run_thing_type, client, name="t6", state="absent")
     assert check.changed and real.changed and not again.changed and not check_again.changed
     assert check.before == {
         "thing_type_name": "t6",

@@ -22,9 +22,9 @@ def rule(boto3_iot, name):
 @pytest.mark.parametrize("name", ["my-data", "my data", "my.data", "x" * 129, "", None])
 def test_bad_rule_names(name):
     with pytest.raises(IoTFleetError, match="Invalid topic rule name"):
-        _topic_rule.run_topic_rule(NoCalls(), name, sql=SQL)
+        _topic_rule.run_topic_rule(NoCalls(), name=name, sql=SQL)
     with pytest.raises(IoTFleetError, match="Invalid topic rule name"):
-        _topic_rule.run_topic_rule(NoCalls(), name, state="absent")
+        _topic_rule.run_topic_rule(NoCalls(), name=name, state="absent")
 
 
 def test_good_rule_name_edges():
@@ -51,7 +51,7 @@ def test_bad_payload_fails_before_any_call(kwargs, fragment):
 
 def test_present_needs_sql():
     with pytest.raises(IoTFleetError, match="needs sql"):
-        _topic_rule.run_topic_rule(NoCalls(), "mydata")
+        _topic_rule.run_topic_rule(NoCalls(), name="mydata")
 
 
 def test_desired_rule_defaults():

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the iotfleet.aws project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests of iotfleet.aws.device_bundle (pure parts, and ensure_bundle on a temporary directory)
-and of iotfleet.aws.device_csr's key/CSR logic (cryptography, temporary directory)."""
+"""Unit tests of the iotfleet.aws.device_bundle module (pure parts, and ensure_bundle on a
+temporary directory). The mode/owner parsing is tested with _files (test_files.py), device_csr in
+test_device_csr.py, the action plugin in tests/unit/plugins/action/."""
 
 import base64
 import grp
@@ -12,12 +13,7 @@ import stat
 
 import pytest
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
-
 from ansible_collections.iotfleet.aws.plugins.modules import device_bundle as db
-from ansible_collections.iotfleet.aws.plugins.modules import device_csr as dcsr
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 MY_GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -25,25 +21,11 @@ KEY_TEXT = "-----BEGIN PRIVATE KEY-----\nSECRET-DO-NOT-SHOW\n-----END PRIVATE KE
 
 
 # ---------------------------------------------------------------- pure parts
-@pytest.mark.parametrize("value, mode", [("0640", 0o640), ("640", 0o640), ("0o600", 0o600), (0o750, 0o750), (None, 0o644)])
-def test_parse_mode(value, mode):
-    assert db.parse_mode(value, "0644") == mode
-
-
-@pytest.mark.parametrize("value", ["u+rw", "99999", "0o8"])
-def test_parse_mode_rejects(value):
-    with pytest.raises(db.BundleError):
-        db.parse_mode(value, "0644")
-
-
-def test_resolve_owner_group():
-    assert db.resolve_uid(None) is None and db.resolve_gid("") is None
-    assert db.resolve_uid(ME) == os.getuid() and db.resolve_uid("0") == 0
-    assert db.resolve_gid(MY_GROUP) == os.getgid()
-    with pytest.raises(db.BundleError, match="does not exist"):
-        db.resolve_uid("no-such-user-iotfleet")
-    with pytest.raises(db.BundleError, match="does not exist"):
-        db.resolve_gid("no-such-group-iotfleet")
+def test_normalise_names_the_path_of_a_bad_mode_or_owner():
+    with pytest.raises(db.BundleError, match="^/etc/a: mode 'u[+]rw' is not an octal"):
+        db.normalise({"path": "/etc/a", "content": "", "mode": "u+rw"}, "file", "0644")
+    with pytest.raises(db.BundleError, match="^/etc/a: user 'no-such-user-iotfleet' does not exist"):
+        db.normalise({"path": "/etc/a", "content": "", "owner": "no-such-user-iotfleet"}, "file", "0644")
 
 
 def test_normalise_and_decode():
@@ -151,66 +133,3 @@ def test_key_optional_and_duplicates(tmp_path):
 def test_argument_spec_marks_key_no_log():
     spec = db.argument_spec()
     assert spec["private_key"]["options"]["content"]["no_log"] is True
-
-
-# ---------------------------------------------------------------- device_csr
-def _csr_params(tmp_path, cn="pi-1"):
-    return {
-        "path": str(tmp_path / "iot" / "private.key"),
-        "csr_path": str(tmp_path / "iot" / "device.csr"),
-        "common_name": cn,
-        "key_type": "ec",
-        "owner": None,
-        "group": None,
-        "directory_mode": "0750",
-    }
-
-
-def test_csr_check_mode_without_key(tmp_path):
-    res = dcsr.ensure_key_and_csr(_csr_params(tmp_path), check_mode=True)
-    assert res["changed"] and res["key_created"] and "csr" not in res
-    assert not (tmp_path / "iot").exists()
-
-
-def test_csr_create_then_stable(tmp_path):
-    first = dcsr.ensure_key_and_csr(_csr_params(tmp_path))
-    assert first["changed"] and first["key_created"] and first["csr_created"]
-    key_file = tmp_path / "iot" / "private.key"
-    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    assert "PRIVATE KEY" not in repr(first)
-    csr = x509.load_pem_x509_csr(first["csr"].encode())
-    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "pi-1"
-    key = serialization.load_pem_private_key(key_file.read_bytes(), None)
-    assert csr.public_key().public_numbers() == key.public_key().public_numbers()
-    second = dcsr.ensure_key_and_csr(_csr_params(tmp_path))
-    assert not second["changed"] and second["csr"] == first["csr"]
-    assert second["public_key_sha256"] == first["public_key_sha256"]
-
-
-def test_csr_new_cn_keeps_key(tmp_path):
-    first = dcsr.ensure_key_and_csr(_csr_params(tmp_path))
-    key_before = (tmp_path / "iot" / "private.key").read_bytes()
-    renamed = dcsr.ensure_key_and_csr(_csr_params(tmp_path, cn="pi-renamed"))
-    assert renamed["changed"] and renamed["csr_created"] and not renamed["key_created"]
-    assert renamed["csr"] != first["csr"]
-    assert (tmp_path / "iot" / "private.key").read_bytes() == key_before
-
-
-def test_csr_refuses_to_replace_bad_key(tmp_path):
-    (tmp_path / "iot").mkdir()
-    (tmp_path / "iot" / "private.key").write_text("garbage")
-    with pytest.raises(dcsr.CsrError, match="not replacing"):
-        dcsr.ensure_key_and_csr(_csr_params(tmp_path))
-
-
-def test_csr_loose_key_mode_is_fixed(tmp_path):
-    dcsr.ensure_key_and_csr(_csr_params(tmp_path))
-    os.chmod(tmp_path / "iot" / "private.key", 0o644)
-    res = dcsr.ensure_key_and_csr(_csr_params(tmp_path))
-    assert res["changed"] and not res["key_created"]
-    assert stat.S_IMODE(os.stat(tmp_path / "iot" / "private.key").st_mode) == 0o600
-
-
-def test_csr_cn_validation(tmp_path):
-    with pytest.raises(dcsr.CsrError, match="1 to 64"):
-        dcsr.ensure_key_and_csr(_csr_params(tmp_path, cn="x" * 65))

@@ -1,6 +1,6 @@
 """Write a small test PKI into DIR and print the certificate ids as JSON.
 
-Shared by the iot_ca_certificate, iot_certificate and iot_certificate_info targets. Uses the
+The setup_pki target runs it for the targets that depend on it (meta/main.yml). Uses the
 collection's X.509 helpers (unit-tested on their own against cryptography's primitives).
 
 Files: ca.pem/ca.key (fleet CA), other_ca.pem/other_ca.key, device1.pem/.key and device2.pem/.key

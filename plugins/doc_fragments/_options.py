@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the iotfleet.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the iotfleet.aws collection: no compatibility promise outside it.
+
+
+class ModuleDocFragment:
+    """Option blocks that several modules share (use ``iotfleet.aws._options.<section>``).
+
+    A module that declares one of these options itself only replaces the keys it gives (for
+    example its own ``description``); the rest comes from here.
+    """
+
+    DOCUMENTATION = r"""
+options: {}
+"""
+
+    # a device certificate: path or PEM content (iot_certificate)
+    CERTIFICATE = r"""
+options:
+  certificate:
+    description:
+      - Path to the device certificate (PEM) on the controller.
+      - Mutually exclusive with O(certificate_content).
+    type: path
+  certificate_content:
+    description:
+      - The device certificate as PEM text.
+      - Mutually exclusive with O(certificate).
+    type: str
+"""
+
+    # the CA certificate: path or PEM content (iot_certificate, iot_ca_certificate)
+    CA_CERTIFICATE = r"""
+options:
+  ca_certificate:
+    description:
+      - Path to the CA certificate (PEM) on the controller.
+      - Mutually exclusive with O(ca_certificate_content).
+    type: path
+  ca_certificate_content:
+    description:
+      - The CA certificate as PEM text.
+      - Mutually exclusive with O(ca_certificate).
+    type: str
+"""
+
+    # the CA private key: path or PEM content, optional passphrase (iot_ca_certificate)
+    CA_PRIVATE_KEY = r"""
+options:
+  ca_private_key:
+    description:
+      - Path to the CA private key (PEM) on the controller. It must match the CA certificate.
+      - Mutually exclusive with O(ca_private_key_content).
+    type: path
+  ca_private_key_content:
+    description:
+      - The CA private key as PEM text. Use a vault; the value is never logged or returned.
+      - Mutually exclusive with O(ca_private_key).
+    type: str
+  ca_private_key_passphrase:
+    description:
+      - Passphrase of an encrypted CA private key. Never logged.
+    type: str
+"""
+
+    # thing and thing group attributes (iot_thing, iot_thing_group)
+    THING_ATTRIBUTES = r"""
+options:
+  attributes:
+    description:
+      - Attributes (name to value). Values are stored as strings (V(true)/V(false) for booleans).
+      - Up to 50 attributes. Names are 1-128 characters from C([a-zA-Z0-9_.,@/:#-]), values up to
+        800 characters from C([a-zA-Z0-9_.,@/:#=[]-]) (no spaces). Invalid input fails before any call.
+      - An attribute whose value is V("") (or null) is removed.
+      - When not set, the attributes are left alone (unless O(purge_attributes=true)).
+    type: dict
+  purge_attributes:
+    description:
+      - When V(false), only the declared attributes are set and others are kept.
+      - When V(true), attributes that are not declared in O(attributes) are removed.
+    type: bool
+    default: false
+"""
