@@ -103,17 +103,17 @@ options:
         device-side steps between them); omit it for normal registration.
       - V(stage) - for each device whose live certificate (C(devices/<thing name>/certificate.pem))
         expires within O(renew_before_days), or every device with O(rotate_all), or one that has a
-        staged identity already, makes the next identity under C(staged/devices/<thing name>/): a new
+        staged identity already, makes the next identity under C(staged/devices/<thing name>/) - a new
         key (key mode V(controller); in key mode V(device) it signs the C(device.csr) the device made
         beside its live key, and reports the device in RV(pending_csr_devices) while there is none),
         a certificate signed by the fleet CA, registered ACTIVE, O(policy_name) attached, attached
         to the thing beside the live certificate. Nothing is retired. A rerun reuses the staged identity.
       - V(promote) - for each device given (those that verified their staged identity and switched to
-        it): the staged certificate must be ACTIVE and attached to the thing; every other certificate
+        it) - the staged certificate must be ACTIVE and attached to the thing; every other certificate
         of the thing, and the controller's live one, is retired as O(retire_certificates) says; the live
         files move to C(retired/<thing name>-<UTC time>/) with the key destroyed, and the staged
         files become the live ones. A device with nothing staged is left alone (in check mode its
-        promotion is predicted: give only the devices the V(stage) run reported in RV(staged_devices)).
+        promotion is predicted - give only the devices the V(stage) run reported in RV(staged_devices)).
       - Needs O(registration=api) and O(state=present).
     type: str
     choices: [stage, promote]
