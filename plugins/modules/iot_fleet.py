@@ -393,7 +393,7 @@ def rotate(module, p, spec, rates):
     if p["registration"] != "api":
         raise IoTFleetError("rotation needs registration=api (a JITP device registers a new certificate itself).")
     client = module.iot_client(limiter=RateLimiter(rates))
-    result = rotate_fleet(client, spec, p["rotation"], rotate_all=p["rotate_all"], workers=p["workers"],
+    result = rotate_fleet(client, spec, p["rotation"], rotate_all=p.get("rotate_all", False), workers=p["workers"],
                           check_mode=module.check_mode)
     result["rate_limits"] = rates
     result["registration"] = p["registration"]
@@ -431,7 +431,7 @@ def run(module):
         registration=p["registration"],
         retire_certificates=p["retire_certificates"],
     )
-    if p["rotation"]:
+    if p.get("rotation"):
         return rotate(module, p, spec, rates)
     if jitp:
         # no AWS client at all: the devices register themselves on their first connect
