@@ -26,6 +26,7 @@ CA (the ``ca`` role); no AWS call at all, the certificate id is computed locally
 """
 
 import collections
+import copy
 import datetime
 import os
 import threading
@@ -849,3 +850,164 @@ class ApiCallCounter:
         result["writes"] = sum(n for op, n in calls.items() if is_write_operation(op))
         result["reads"] = sum(n for op, n in calls.items() if not is_write_operation(op))
         return result
+
+
+# --- Certificate rotation (rotate.yml): stage a new identity beside the live one, promote it once the
+# device has proven it. The staged identity lives under <pki_dir>/staged/devices/<thing>/ (the same
+# files as a live one), so ensure_device_identity makes it unchanged.
+
+STAGED_DIR = "staged"
+ROTATION_PHASES = ("stage", "promote")
+
+
+def staged_spec(spec):
+    """``spec`` rooted at ``<pki_dir>/staged``: the device directory it names is the staged one."""
+    staged = copy.copy(spec)
+    staged.pki_dir = os.path.join(spec.pki_dir, STAGED_DIR)
+    return staged
+
+
+def _live_certificate(spec, thing_name, host):
+    path = os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE)
+    pem = _read_optional(path)
+    if pem is None:
+        raise IoTFleetError(f"{host}: no live certificate at {path}; provision it first (provision.yml).")
+    return _x509.load_certificate(pem, what=f"live certificate of {host}")
+
+
+def stage_device(client, spec, device, rotate_all=False, check_mode=False):
+    """Stage the device's next identity when its live certificate is due (expires within
+    ``spec.renew_before``) or ``rotate_all``, or when one is staged already (a rerun finishes it).
+
+    The next key (key mode ``controller``; in key mode ``device`` the CSR the device made, copied to
+    the staged directory) and a certificate signed by the fleet CA, registered ACTIVE, the policy
+    attached, attached to the thing beside the live one (non-exclusive). Nothing is retired here.
+    A rerun reuses the staged identity. Key mode ``device`` without a staged CSR yet: ``pending_csr``.
+    """
+    thing_name, host = device["thing_name"], device["host"]
+    live = _live_certificate(spec, thing_name, host)
+    expires = _x509.not_valid_after(live)
+    result = dict(host=host, thing_name=thing_name, changed=False, changes=[], failed=False, due=False,
+                  staged=False, pending_csr=False, old_certificate_id=_x509.certificate_id(live),
+                  expires=expires.isoformat(), certificate_id=None, certificate_arn=None)
+    sspec = staged_spec(spec)
+    directory = device_dir(sspec.pki_dir, thing_name)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if not (rotate_all or expires - spec.renew_before <= now or os.path.isdir(directory)):
+        return result
+    result["due"] = True
+    if spec.key_mode == "device" and not os.path.exists(os.path.join(directory, CSR_FILE)):
+        if not check_mode:
+            result["pending_csr"] = True   # the device makes its next key and CSR, then stage again
+            return result
+        cert, changes = None, ["key (on the device)", "certificate"]
+    else:
+        cert, _changed, changes = ensure_device_identity(sspec, thing_name, check_mode=check_mode)
+    result["changes"].extend(changes)
+    result["certificate_path"] = os.path.join(directory, CERTIFICATE_FILE)
+    fresh = "certificate" in changes
+    if cert is None:
+        # check mode: the identity would be made, registered and attached
+        result["changes"] += ["certificate registration"] + (["policy attachment"] if spec.policy_name else [])
+        result["changes"].append("thing principal")
+    else:
+        if fresh and not check_mode:
+            client = FreshCertificateClient(client, _x509.certificate_id(cert))
+        ca_cert = spec.ca_cert if spec.register_with_ca else None
+        outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE" if fresh else None,
+                                     check_mode=check_mode)
+        status = outcome.values.get("status")
+        if status in ("INACTIVE", "REVOKED") and not fresh:
+            raise IoTFleetError(
+                f"{host}: the staged certificate {outcome.values['certificate_id']} is {status} (set by an "
+                f"operator?): left so; remove {directory} to stage a new identity.")
+        if status != "ACTIVE":
+            outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE", check_mode=check_mode)
+        if outcome.changed:
+            result["changes"].append("certificate registration")
+        result["certificate_id"] = outcome.values["certificate_id"]
+        arn = result["certificate_arn"] = outcome.values.get("certificate_arn")
+        if arn is None:
+            result["changes"] += (["policy attachment"] if spec.policy_name else []) + ["thing principal"]
+        else:
+            if spec.policy_name and ensure_policy_attachment(client, spec.policy_name, arn,
+                                                             check_mode=check_mode).changed:
+                result["changes"].append("policy attachment")
+            if ensure_thing_principal(client, thing_name, arn, exclusive=False, check_mode=check_mode).changed:
+                result["changes"].append("thing principal")
+    result["staged"] = True
+    result["changed"] = bool(result["changes"])
+    return result
+
+
+def promote_device(client, spec, device, check_mode=False):
+    """Make the staged identity the live one, for a device that has proven it (verified, switched).
+
+    The staged certificate must be ACTIVE and attached to the thing; then every other certificate of
+    the thing and the controller's live one are retired (INACTIVE, detached, deleted after the
+    asynchronous detach, or REVOKED: ``spec.retire_certificates``), the live files move to
+    ``pki/retired/<thing>-<UTC time>/`` with the key destroyed, and the staged files become the live
+    ones. Cloud first, files last: a failure leaves the staged identity for a rerun to finish.
+    Nothing staged: nothing to do; in check mode it is predicted (the stage step only predicted it:
+    the playbook promotes only the devices the stage step staged or predicted).
+    """
+    thing_name, host = device["thing_name"], device["host"]
+    result = dict(host=host, thing_name=thing_name, changed=False, changes=[], failed=False,
+                  retired_certificates=[], archived_to=None, certificate_id=None)
+    directory = device_dir(staged_spec(spec).pki_dir, thing_name)
+    pem = _read_optional(os.path.join(directory, CERTIFICATE_FILE))
+    if pem is None:
+        if check_mode:
+            result.update(changed=True, changes=["retire the old certificate", "archive the old identity"])
+        return result
+    new_id = _x509.certificate_id(_x509.load_certificate(pem, what=f"staged certificate of {host}"))
+    result["certificate_id"] = new_id
+    current = client.get("describe_certificate", certificateId=new_id)
+    description = (current or {}).get("certificateDescription") or {}
+    if description.get("status") != "ACTIVE":
+        raise IoTFleetError(f"{host}: the staged certificate {new_id} is {description.get('status') or 'not registered'}, "
+                            "not ACTIVE: the old identity stays; rerun rotate to stage it again.")
+    arn = description["certificateArn"]
+    principals = client.paginate("list_thing_principals", "principals", thingName=thing_name)
+    if arn not in principals:
+        raise IoTFleetError(f"{host}: the staged certificate {new_id} is not attached to the thing {thing_name}: "
+                            "the old identity stays; rerun rotate to attach it.")
+    retire = {p.rsplit("/", 1)[-1] for p in principals if p != arn and ":cert/" in p}
+    live = _read_optional(os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE))
+    if live is not None:
+        try:
+            retire.add(_x509.certificate_id(_x509.load_certificate(live, what="live certificate")))
+        except IoTFleetError:
+            pass   # a damaged file names no certificate: the thing's principals still do
+    retire.discard(new_id)
+    for cert_id in sorted(retire):
+        if _retire_certificate(client, spec, cert_id, check_mode):
+            result["retired_certificates"].append(cert_id)
+    result["changes"].append("promote the staged identity")
+    if result["retired_certificates"]:
+        result["changes"].append("retired the old certificates")
+    if check_mode:
+        result["archived_to"] = "(check mode)"
+    else:
+        result["archived_to"] = _archive_identity(spec, thing_name)
+        os.rename(directory, device_dir(spec.pki_dir, thing_name))
+    result["changed"] = True
+    return result
+
+
+def rotate_fleet(client, spec, phase, rotate_all=False, workers=8, check_mode=False):
+    """:func:`stage_device` or :func:`promote_device` for every device, in a thread pool; a failure
+    stays with its device. Adds ``due_devices``, ``staged_devices`` and ``pending_csr_devices``
+    (stage) or ``promoted_devices`` (promote) to the :func:`ensure_fleet`-shaped result."""
+    if phase not in ROTATION_PHASES:
+        raise IoTFleetError(f"rotation must be one of {', '.join(ROTATION_PHASES)}, got {phase!r}.")
+    if spec.policy_name:
+        validate_policy_name(spec.policy_name)
+    if phase == "stage":
+        result = _per_device(spec, workers, lambda d: stage_device(client, spec, d, rotate_all, check_mode))
+        for key in ("due", "staged", "pending_csr"):
+            result[f"{key}_devices"] = [r["host"] for r in result["devices"] if r.get(key)]
+    else:
+        result = _per_device(spec, workers, lambda d: promote_device(client, spec, d, check_mode))
+        result["promoted_devices"] = [r["host"] for r in result["devices"] if r["changed"]]
+    return result

@@ -114,6 +114,30 @@ options:
     type: str
     choices: [delete, revoke]
     default: delete
+  rotation:
+    description:
+      - Certificate rotation in two phases (the C(iotfleet.aws.rotate) playbook runs both, with the
+        device-side steps between them); omit it for normal registration.
+      - V(stage) - for each device whose live certificate (C(devices/<thing name>/certificate.pem))
+        expires within O(renew_before_days), or every device with O(rotate_all), or one that has a
+        staged identity already, makes the next identity under C(staged/devices/<thing name>/) - a new
+        key (key mode V(controller); in key mode V(device) it signs the C(device.csr) the device made
+        beside its live key, and reports the device in RV(pending_csr_devices) while there is none),
+        a certificate signed by the fleet CA, registered ACTIVE, O(policy_name) attached, attached
+        to the thing beside the live certificate. Nothing is retired. A rerun reuses the staged identity.
+      - V(promote) - for each device given (those that verified their staged identity and switched to
+        it) - the staged certificate must be ACTIVE and attached to the thing; every other certificate
+        of the thing, and the controller's live one, is retired as O(retire_certificates) says; the live
+        files move to C(retired/<thing name>-<UTC time>/) with the key destroyed, and the staged
+        files become the live ones. A device with nothing staged is left alone (in check mode its
+        promotion is predicted - give only the devices the V(stage) run reported in RV(staged_devices)).
+      - Needs O(registration=api) and O(state=present).
+    type: str
+    choices: [stage, promote]
+  rotate_all:
+    description: With O(rotation=stage), stage a new identity for every device, due or not.
+    type: bool
+    default: false
   pki_dir:
     description: Directory on the controller for per-device files (C(devices/<thing name>/)).
     type: path
@@ -345,6 +369,26 @@ rate_limits:
   description: The requests-per-second limits in force, by AWS API operation; empty with O(registration=jitp) (no AWS call).
   returned: always
   type: dict
+due_devices:
+  description: With O(rotation=stage), the hosts whose certificate is due for rotation (or staged already).
+  returned: when O(rotation=stage)
+  type: list
+  elements: str
+staged_devices:
+  description: With O(rotation=stage), the hosts whose next identity is staged (ACTIVE and attached; predicted in check mode).
+  returned: when O(rotation=stage)
+  type: list
+  elements: str
+pending_csr_devices:
+  description: With O(rotation=stage) in key mode V(device), the due hosts whose next CSR is not on the controller yet.
+  returned: when O(rotation=stage)
+  type: list
+  elements: str
+promoted_devices:
+  description: With O(rotation=promote), the hosts whose staged identity became the live one (old certificates retired).
+  returned: when O(rotation=promote)
+  type: list
+  elements: str
 registration:
   description: The registration mode of this run, V(api) or V(jitp).
   returned: always
@@ -361,6 +405,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSp
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import load_fleet_ca
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_fleet
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
 from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
 from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import CRYPTOGRAPHY_IMPORT_ERROR
@@ -397,6 +442,22 @@ def retire(module, p, devices, rates):
     return result
 
 
+def rotate(module, p, spec, rates):
+    """rotation=stage|promote: the two controller phases of a certificate rotation."""
+    if p["registration"] != "api":
+        raise IoTFleetError("rotation needs registration=api (a JITP device registers a new certificate itself).")
+    client = module.iot_client(limiter=RateLimiter(rates))
+    result = rotate_fleet(client, spec, p["rotation"], rotate_all=p.get("rotate_all", False), workers=p["workers"],
+                          check_mode=module.check_mode)
+    result["rate_limits"] = rates
+    result["registration"] = p["registration"]
+    if result["failed_devices"]:
+        failed = [d for d in result["devices"] if d["failed"]]
+        details = "; ".join(f"{d['host']}: {d['msg']}" for d in failed)
+        raise IoTFleetError(f"{len(failed)} of {len(spec.devices)} devices failed: {details}", **result)
+    return result
+
+
 def run(module):
     p = module.params
     if p["workers"] < 1:
@@ -425,6 +486,8 @@ def run(module):
         retire_certificates=p["retire_certificates"],
         managed_thing_group=p["managed_thing_group"],
     )
+    if p.get("rotation"):
+        return rotate(module, p, spec, rates)
     if jitp:
         # no AWS client at all: the devices register themselves on their first connect
         ignored = [d["host"] for d in devices if d["attributes"] or d["thing_groups"]]
@@ -468,6 +531,8 @@ def main():
         ca_private_key=dict(type="path", no_log=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         retire_certificates=dict(type="str", choices=["delete", "revoke"], default="delete"),
+        rotation=dict(type="str", choices=["stage", "promote"]),
+        rotate_all=dict(type="bool", default=False),
         pki_dir=dict(type="path", required=True),
         key_mode=dict(type="str", choices=["controller", "device"], default="controller"),
         key_type=dict(type="str", choices=["ec", "rsa"], default="ec"),
