@@ -586,8 +586,9 @@ def retire_fleet(client, spec, certificates="delete", workers=8, check_mode=Fals
     return _per_device(spec, workers, lambda d: retire_device(client, spec, d, check_mode))
 
 
-def ensure_fleet(client, spec, workers=8, check_mode=False):
+def ensure_fleet(client, spec, workers=8, check_mode=False, progress=None):
     """Run :func:`ensure_device` for every device in a thread pool; never stops at a failure.
+    ``progress(result)``, when given, is called with each device's result as it finishes (serialised).
 
     Returns the module values: ``changed``, ``devices`` (one result per device, in input
     order), ``failed_devices``, ``quarantined_devices``. The caller fails the module when
@@ -599,12 +600,12 @@ def ensure_fleet(client, spec, workers=8, check_mode=False):
     if spec.registration == "api" and len(spec.devices) >= BULK_READ_MIN_DEVICES:
         snapshot = RegistrySnapshot(client, spec)   # a few pages instead of three reads per device
     result = _per_device(spec, workers, lambda d: ensure_device(client, spec, d, check_mode=check_mode,
-                                                                snapshot=snapshot))
+                                                                snapshot=snapshot), progress=progress)
     result["quarantined_devices"] = [r["host"] for r in result["devices"] if r.get("quarantined")]
     return result
 
 
-def _per_device(spec, workers, work_one):
+def _per_device(spec, workers, work_one, progress=None):
     """``work_one(device)`` for every device in a thread pool, in input order; a device whose input
     was refused (``error``) or whose work raised fails alone, named by its host."""
     lock = threading.Lock()
@@ -629,6 +630,8 @@ def _per_device(spec, workers, work_one):
             )
         with lock:
             results[index] = result
+            if progress is not None:
+                progress(result)
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(spec.devices) or 1))) as pool:
         for future in [pool.submit(work, i, d) for i, d in enumerate(spec.devices)]:
