@@ -162,7 +162,8 @@ options:
   progress_every:
     description:
       - "While the module runs on the controller (as in the C(registry) role), a progress line
-        C(iot_fleet: <done>/<total> devices, <percent>, <n> changed, <n> failed, <seconds>, <rate>) is displayed after every this many finished devices and after the last one. It costs no AWS call."
+        C(iot_fleet: <done>/<total> devices, <percent>, <n> changed, <n> failed, <seconds>, <rate>)
+        is displayed after every this many finished devices and after the last one. It costs no AWS call."
       - A fleet of at most this many devices runs silently, as does a run with V(0), on another host, or
         with C(async).
     type: int
