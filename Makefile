@@ -65,16 +65,20 @@ lint: venv
 molecule: venv lab-image
 	$(PY) -m pytest -q -m molecule tests/molecule
 
-# Benchmarks, each a table + PASS/FAIL per target: fleet_bench.py (registry step, issue 5), then
-# iotcore_bench.py (the IoT Core stand-in's data plane, issue 8; needs `make host`). Both always run;
-# make fails if either does. BENCH_ARGS goes to both (--quick: smoke run of both, ~1.5 min);
-# IOTCORE_BENCH_ARGS to iotcore_bench.py only (e.g. --devices 2000).
+# Benchmarks, each a table + PASS/FAIL per target: fleet_bench.py (registry step, issue 5),
+# iotcore_bench.py (the IoT Core stand-in's data plane, issue 8; needs `make host`), then
+# scale_bench.py (the cloud side of provision.yml at 10,000 hosts, JITP at 1,000; issue 12). All
+# always run; make fails if any does. BENCH_ARGS goes to all (--quick: smoke run of each, ~4 min);
+# IOTCORE_BENCH_ARGS to iotcore_bench.py only (e.g. --devices 2000), SCALE_BENCH_ARGS to
+# scale_bench.py only (e.g. --full: 10,000 new devices, 3-15 min more).
 bench: venv
 	@rc=0; \
 	echo "$(PY) benchmarks/fleet_bench.py $(BENCH_ARGS)"; \
 	$(PY) benchmarks/fleet_bench.py $(BENCH_ARGS) || rc=1; \
 	echo "$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS)"; \
 	$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS) || rc=1; \
+	echo "$(PY) benchmarks/scale_bench.py $(BENCH_ARGS) $(SCALE_BENCH_ARGS)"; \
+	$(PY) benchmarks/scale_bench.py $(BENCH_ARGS) $(SCALE_BENCH_ARGS) || rc=1; \
 	exit $$rc
 
 # The execution environment image, built here (no registry, no Galaxy: scripts/ee-build.sh and

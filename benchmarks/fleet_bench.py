@@ -29,7 +29,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-MOTO_LAUNCHER = os.path.join(ROOT, "scripts", "moto_server.py")
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 PROXY = os.path.join(HERE, "throttle_proxy.py")
 REGION = "us-east-1"
 CREDENTIALS = dict(aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -41,10 +42,11 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509  # noqa:
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import DEFAULT_RATE_LIMITS  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter  # noqa: E402
-from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ApiCallCounter  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices  # noqa: E402
+from tests.support.iotcore import IoTCore  # noqa: E402
+from tests.support.recorders import ApiCallCounter  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------- processes
@@ -138,27 +140,23 @@ class CPU:
 
 # ------------------------------------------------------------------------------------------- fixture
 class Lab:
-    def __init__(self, work, moto_url):
-        self.work, self.moto_url = work, moto_url
-        self.ca_cert, self.ca_key = _x509.create_ca("bench-fleet-ca")
-        self.ca_pem_path = os.path.join(work, "ca.pem")
-        self.ca_key_path = os.path.join(work, "ca.key")
+    """The fleet CA (registered ACTIVE) and the device policy on the stand-in's control plane, and the CA's
+    files the iot_fleet runs read."""
+
+    def __init__(self, work, core, name="bench-fleet-ca", policy=POLICY, policy_document=None, **register):
+        """``register``: core.register_ca's options (auto_registration, registration_config for JITP)."""
+        self.work, self.core, self.moto_url = work, core, core.url
+        ca = core.register_ca(core.new_ca(name), **register)
+        self.ca_cert, self.ca_key = ca.cert, ca.key
+        self.ca_pem_path = os.path.join(work, name + ".pem")
+        self.ca_key_path = os.path.join(work, name + ".key")
         with open(self.ca_pem_path, "w") as f:
-            f.write(_x509.certificate_pem(self.ca_cert))
+            f.write(ca.pem)
         with open(self.ca_key_path, "w") as f:
             f.write(_x509.private_key_pem(self.ca_key))
         os.chmod(self.ca_key_path, 0o600)
-        raw = boto3_iot(moto_url)
-        code = raw.get_registration_code()["registrationCode"]
-        verification = _x509.verification_certificate(self.ca_cert, self.ca_key, code)
-        raw.register_ca_certificate(
-            caCertificate=_x509.certificate_pem(self.ca_cert),
-            verificationCertificate=_x509.certificate_pem(verification),
-            setAsActive=True,
-        )
-        document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect",
-                                                            "Resource": "*"}]}
-        raw.create_policy(policyName=POLICY, policyDocument=json.dumps(document))
+        core.put_policy(policy, policy_document or {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]})
 
     def spec(self, prefix, n, pki_dir=None):
         devices = validate_devices(
@@ -446,51 +444,51 @@ def main(argv=None):
     per_host_sizes = [int(x) for x in args.per_host.split(",") if x]
 
     work = tempfile.mkdtemp(prefix="fleet-bench-")
-    moto = Child(lambda port: [sys.executable, MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", str(port)],
-                 os.path.join(work, "moto.log"))
+    # the stand-in's control plane (moto's IoT backend with AWS's checks), no broker: the AWS API server of the tests
+    core = IoTCore(os.path.join(work, "iotcore"), prefix="bench", broker=False)
     out = dict(started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), cpus=os.cpu_count(),
                load=os.getloadavg()[0], args=vars(args))
     try:
-        moto.start()
-        lab = Lab(work, moto.url)
-        print(f"# moto on {moto.url} (pid {moto.proc.pid}), work dir {work}, load {out['load']:.1f} "
+        core.start()
+        lab = Lab(work, core)
+        print(f"# stand-in control plane on {core.url} (pid {core.proc.pid}), work dir {work}, load {out['load']:.1f} "
               f"on {out['cpus']} CPUs", flush=True)
-        out["ceilings"] = [ceiling(moto.url, args.workers, args.ceiling_seconds)]
-        out["replays"] = [replay_ceiling(lab, moto.url, args.workers, args.replay_n, "r0")]
+        out["ceilings"] = [ceiling(core.url, args.workers, args.ceiling_seconds)]
+        out["replays"] = [replay_ceiling(lab, core.url, args.workers, args.replay_n, "r0")]
         print(f"# ceiling {out['ceilings'][0]:.0f} calls/s, new-device replay {out['replays'][0]:.0f} calls/s",
               flush=True)
         unlimited = {op: 0 for op in DEFAULT_RATE_LIMITS}
         out["batched"] = {}
         for n in sizes:
-            out["batched"][n] = batched(lab, moto.url, f"b{n}", n, args.workers, rates=unlimited)
+            out["batched"][n] = batched(lab, core.url, f"b{n}", n, args.workers, rates=unlimited)
             print(f"# batched {n}: {out['batched'][n]['wall']:.1f} s", flush=True)
         big = sizes[-1]
-        out["ceilings"].append(ceiling(moto.url, args.workers, args.ceiling_seconds))
-        out["replays"].append(replay_ceiling(lab, moto.url, args.workers, args.replay_n, "r1"))
+        out["ceilings"].append(ceiling(core.url, args.workers, args.ceiling_seconds))
+        out["replays"].append(replay_ceiling(lab, core.url, args.workers, args.replay_n, "r1"))
         print(f"# after the N={big} run: ceiling {out['ceilings'][-1]:.0f} calls/s, new-device replay "
               f"{out['replays'][-1]:.0f} calls/s", flush=True)
         out["ceiling"] = max(out["ceilings"])  # the higher ones: the conservative references
         out["replay"] = max(out["replays"])
-        out["rerun"] = batched(lab, moto.url, f"b{big}", big, args.workers, rates=unlimited)
+        out["rerun"] = batched(lab, core.url, f"b{big}", big, args.workers, rates=unlimited)
         print(f"# rerun {big}: {out['rerun']['wall']:.1f} s", flush=True)
-        out["module"] = module_run(lab, moto.url, f"m{args.module_n}", args.module_n, args.workers)
+        out["module"] = module_run(lab, core.url, f"m{args.module_n}", args.module_n, args.workers)
         print(f"# iot_fleet module {args.module_n}: {out['module']['wall']:.1f} s", flush=True)
         out["per_host"] = {}
         for n in per_host_sizes:
-            out["per_host"][n] = per_host_run(lab, moto.url, f"h{n}", n, args.forks)
+            out["per_host"][n] = per_host_run(lab, core.url, f"h{n}", n, args.forks)
             print(f"# per-host {n}: {out['per_host'][n]['wall']:.1f} s", flush=True)
         first = out["batched"][big]
         calls_per_device = sum(first["calls"]["calls"].values()) / big
         cap = args.cap or max(2.0, min(20.0, round(out["replay"] / calls_per_device / 2)))
-        out["throttle"] = throttled_run(lab, moto.url, f"t{args.throttle_n}", args.throttle_n, args.throttle_workers,
+        out["throttle"] = throttled_run(lab, core.url, f"t{args.throttle_n}", args.throttle_n, args.throttle_workers,
                                         cap, args.proxy_burst, args.limiter_burst)
         print(f"# throttled {args.throttle_n}: {out['throttle']['wall']:.1f} s", flush=True)
         n = max(1, args.throttle_n // 2)
-        out["throttle_unpaced"] = throttled_run(lab, moto.url, f"u{n}", n, args.throttle_workers, cap,
+        out["throttle_unpaced"] = throttled_run(lab, core.url, f"u{n}", n, args.throttle_workers, cap,
                                                 args.proxy_burst, args.limiter_burst, paced=False)
         print(f"# throttled without client limiter {n}: {out['throttle_unpaced']['wall']:.1f} s", flush=True)
     finally:
-        moto.stop()
+        core.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     out["device"] = device_side(args.device_report)

@@ -25,7 +25,6 @@ registers itself on its first connect, through the just-in-time provisioning tem
 CA (the ``ca`` role); no AWS call at all, the certificate id is computed locally.
 """
 
-import collections
 import copy
 import datetime
 import os
@@ -53,10 +52,6 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import normalize_attributes
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import validate_thing_groups
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing_group import ensure_thing_group
-
-# AWS IoT operations that change something (for call accounting: a no-change rerun makes none)
-WRITE_PREFIXES = ("Create", "Register", "Update", "Attach", "Detach", "Delete", "Set", "Add", "Remove", "Accept",
-                  "Reject", "Replace", "Transfer", "Cancel", "Enable", "Disable")
 
 CERTIFICATE_FILE = "certificate.pem"
 KEY_FILE = "private.key"
@@ -721,8 +716,9 @@ def fleet_drift(client, spec, inventory, prune=False, workers=8, check_mode=Fals
     return result
 
 
-def ensure_fleet(client, spec, workers=8, check_mode=False, diff=False):
+def ensure_fleet(client, spec, workers=8, check_mode=False, diff=False, progress=None):
     """Run :func:`ensure_device` for every device in a thread pool; never stops at a failure.
+    ``progress(result)``, when given, is called with each device's result as it finishes (serialised).
 
     Returns the module values: ``changed``, ``devices`` (one result per device, in input
     order), ``failed_devices``, ``quarantined_devices``, ``thing_groups_created``; with ``diff``
@@ -738,7 +734,7 @@ def ensure_fleet(client, spec, workers=8, check_mode=False, diff=False):
     if spec.registration == "api" and len(spec.devices) >= BULK_READ_MIN_DEVICES:
         snapshot = RegistrySnapshot(client, spec)   # a few pages instead of three reads per device
     result = _per_device(spec, workers, lambda d: ensure_device(client, spec, d, check_mode=check_mode,
-                                                                snapshot=snapshot, groups=groups))
+                                                                snapshot=snapshot, groups=groups), progress=progress)
     result["quarantined_devices"] = [r["host"] for r in result["devices"] if r.get("quarantined")]
     result["thing_groups_created"] = groups["created"] if groups else []
     if result["thing_groups_created"]:
@@ -754,7 +750,7 @@ def ensure_fleet(client, spec, workers=8, check_mode=False, diff=False):
     return result
 
 
-def _per_device(spec, workers, work_one):
+def _per_device(spec, workers, work_one, progress=None):
     """``work_one(device)`` for every device in a thread pool, in input order; a device whose input
     was refused (``error``) or whose work raised fails alone, named by its host."""
     lock = threading.Lock()
@@ -779,6 +775,8 @@ def _per_device(spec, workers, work_one):
             )
         with lock:
             results[index] = result
+            if progress is not None:
+                progress(result)
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(spec.devices) or 1))) as pool:
         for future in [pool.submit(work, i, d) for i, d in enumerate(spec.devices)]:
@@ -790,66 +788,6 @@ def _per_device(spec, workers, work_one):
         failed_devices=[r["host"] for r in results if r["failed"]],
     )
 
-
-def is_write_operation(operation):
-    """Whether the AWS IoT ``operation`` (``"CreateThing"``) changes something."""
-    return operation.startswith(WRITE_PREFIXES)
-
-
-class ApiCallCounter:
-    """Counts the AWS IoT API calls of a boto3 client, by operation, with botocore event hooks.
-
-    ``calls``: logical API calls (``before-call``, once per call however often it is retried);
-    ``attempts``: HTTP requests sent (``before-send``, retries included); ``errors``: calls that
-    ended with an AWS error code (``after-call``), by code. Thread-safe; attach once per client.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.calls = collections.Counter()
-        self.attempts = collections.Counter()
-        self.errors = collections.Counter()
-
-    def attach(self, boto3_client):
-        events = boto3_client.meta.events
-        uid = f"iotfleet-call-counter-{id(self)}"
-        events.register("before-call.iot", self._before_call, unique_id=uid + "-call")
-        events.register("before-send.iot", self._before_send, unique_id=uid + "-send")
-        events.register("after-call.iot", self._after_call, unique_id=uid + "-after")
-        return self
-
-    @staticmethod
-    def _operation(event_name):
-        return event_name.rsplit(".", 1)[-1]
-
-    def _before_call(self, event_name=None, **kwargs):
-        with self._lock:
-            self.calls[self._operation(event_name)] += 1
-
-    def _before_send(self, event_name=None, **kwargs):
-        with self._lock:
-            self.attempts[self._operation(event_name)] += 1
-
-    def _after_call(self, event_name=None, parsed=None, **kwargs):
-        code = ((parsed or {}).get("Error") or {}).get("Code")
-        if code:
-            with self._lock:
-                self.errors[code] += 1
-
-    def reset(self):
-        with self._lock:
-            self.calls.clear()
-            self.attempts.clear()
-            self.errors.clear()
-
-    def snapshot(self):
-        """``{"calls": {...}, "attempts": {...}, "errors": {...}, "writes": n, "reads": n}``."""
-        with self._lock:
-            calls = dict(self.calls)
-            result = dict(calls=calls, attempts=dict(self.attempts), errors=dict(self.errors))
-        result["writes"] = sum(n for op, n in calls.items() if is_write_operation(op))
-        result["reads"] = sum(n for op, n in calls.items() if not is_write_operation(op))
-        return result
 
 
 # --- Certificate rotation (rotate.yml): stage a new identity beside the live one, promote it once the

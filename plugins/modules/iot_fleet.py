@@ -213,6 +213,16 @@ options:
     description: Threads that work on devices at once.
     type: int
     default: 8
+  progress_every:
+    description:
+      - "While the module runs on the controller (as in the C(registry) role), a progress line
+        C(iot_fleet: <done>/<total> devices, <percent>, <n> changed, <n> failed, <seconds>, <rate>)
+        is displayed after every this many finished devices and after the last one. It costs no AWS call."
+      - A fleet of at most this many devices runs silently, as does a run with V(0), on another host, or
+        with C(async).
+    type: int
+    default: 500
+    version_added: 1.0.0
   rate_limits:
     description:
       - Requests per second per AWS API operation (for example C(CreateThing)), shared by all workers.
@@ -408,6 +418,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
 from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
+from ansible_collections.iotfleet.aws.plugins.module_utils._progress import ProgressWriter
 from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import CRYPTOGRAPHY_IMPORT_ERROR
 from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import HAS_CRYPTOGRAPHY
 
@@ -502,7 +513,9 @@ def run(module):
         client = None
     else:
         client = module.iot_client(limiter=RateLimiter(rates))
-    result = ensure_fleet(client, spec, workers=p["workers"], check_mode=module.check_mode, diff=module._diff)
+    progress = ProgressWriter.from_environment(len(devices), p["progress_every"])
+    result = ensure_fleet(client, spec, workers=p["workers"], check_mode=module.check_mode, diff=module._diff,
+                          progress=progress)
     result["rate_limits"] = rates
     result["registration"] = p["registration"]
     if result["failed_devices"]:
@@ -546,6 +559,7 @@ def main():
         registration=dict(type="str", choices=["api", "jitp"], default="api"),
         managed_thing_group=dict(type="str", default="iotfleet-managed"),
         workers=dict(type="int", default=8),
+        progress_every=dict(type="int", default=500),
         rate_limits=dict(type="dict", default={}),
         rate_share=dict(type="float", default=1.0),
     )

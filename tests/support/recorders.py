@@ -1,4 +1,12 @@
-"""Client wrappers the unit tests count and record AWS calls with (one place, not one per test module)."""
+"""Client wrappers and botocore hooks the tests and the benchmarks count AWS calls with (one place,
+not one per test module; the benchmarks import it as ``tests.support.recorders``)."""
+
+import collections
+import threading
+
+# AWS IoT operations that change something (for call accounting: a no-change rerun makes none)
+WRITE_PREFIXES = ("Create", "Register", "Update", "Attach", "Detach", "Delete", "Set", "Add", "Remove", "Accept",
+                  "Reject", "Replace", "Transfer", "Cancel", "Enable", "Disable")
 
 
 class CountingClient:
@@ -69,3 +77,64 @@ class Recorder:
 
     def writes(self):
         return [c[0] for c in self.calls if c[0] in self._writes]
+
+
+def is_write_operation(operation):
+    """Whether the AWS IoT ``operation`` (``"CreateThing"``) changes something."""
+    return operation.startswith(WRITE_PREFIXES)
+
+
+class ApiCallCounter:
+    """Counts the AWS IoT API calls of a boto3 client, by operation, with botocore event hooks.
+
+    ``calls``: logical API calls (``before-call``, once per call however often it is retried);
+    ``attempts``: HTTP requests sent (``before-send``, retries included); ``errors``: calls that
+    ended with an AWS error code (``after-call``), by code. Thread-safe; attach once per client.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.calls = collections.Counter()
+        self.attempts = collections.Counter()
+        self.errors = collections.Counter()
+
+    def attach(self, boto3_client):
+        events = boto3_client.meta.events
+        uid = f"iotfleet-call-counter-{id(self)}"
+        events.register("before-call.iot", self._before_call, unique_id=uid + "-call")
+        events.register("before-send.iot", self._before_send, unique_id=uid + "-send")
+        events.register("after-call.iot", self._after_call, unique_id=uid + "-after")
+        return self
+
+    @staticmethod
+    def _operation(event_name):
+        return event_name.rsplit(".", 1)[-1]
+
+    def _before_call(self, event_name=None, **kwargs):
+        with self._lock:
+            self.calls[self._operation(event_name)] += 1
+
+    def _before_send(self, event_name=None, **kwargs):
+        with self._lock:
+            self.attempts[self._operation(event_name)] += 1
+
+    def _after_call(self, event_name=None, parsed=None, **kwargs):
+        code = ((parsed or {}).get("Error") or {}).get("Code")
+        if code:
+            with self._lock:
+                self.errors[code] += 1
+
+    def reset(self):
+        with self._lock:
+            self.calls.clear()
+            self.attempts.clear()
+            self.errors.clear()
+
+    def snapshot(self):
+        """``{"calls": {...}, "attempts": {...}, "errors": {...}, "writes": n, "reads": n}``."""
+        with self._lock:
+            calls = dict(self.calls)
+            result = dict(calls=calls, attempts=dict(self.attempts), errors=dict(self.errors))
+        result["writes"] = sum(n for op, n in calls.items() if is_write_operation(op))
+        result["reads"] = sum(n for op, n in calls.items() if not is_write_operation(op))
+        return result

@@ -18,12 +18,11 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
-from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ApiCallCounter
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FreshCertificateClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
-from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import is_write_operation
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
+from support.recorders import ApiCallCounter, is_write_operation
 from support.iotcore import register_ca_certificate
 
 POLICY = "fleet-device"

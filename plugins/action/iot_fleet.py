@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the iotfleet.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for iotfleet.aws.iot_fleet: runs the module as usual and, while it runs on the
+controller, displays a progress line per batch of devices (O(progress_every)).
+
+The module appends one JSON line per batch to a file this plugin names in the module's environment
+(module_utils/_progress.py); this plugin runs the module in a thread and shows each new line. The
+module runs ONCE for the whole fleet (one registry snapshot, one rate limiter), as without progress.
+"""
+
+import os
+import tempfile
+import threading
+
+from ansible import constants as C
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.iotfleet.aws.plugins.module_utils._progress import PROGRESS_ENV
+from ansible_collections.iotfleet.aws.plugins.module_utils._progress import describe
+from ansible_collections.iotfleet.aws.plugins.module_utils._progress import read_new
+
+display = Display()
+
+# how often the file is looked at while the module runs (a bounded wait on the module's thread)
+POLL_SECONDS = 1.0
+
+
+class ActionModule(ActionBase):
+    _progress_path = None
+
+    def _wants_progress(self):
+        args = self._task.args
+        every = args.get("progress_every", 500)
+        devices = args.get("devices")
+        try:
+            every = int(every)
+        except (TypeError, ValueError):
+            return False  # the module refuses it with its own message
+        return (every > 0 and isinstance(devices, list) and len(devices) > every
+                and not self._task.async_val and self._connection.transport == "local")
+
+    def _compute_environment_string(self, raw_environment_out=None):
+        if self._progress_path is None:
+            return super()._compute_environment_string(raw_environment_out)
+        environment = {}
+        super()._compute_environment_string(environment)
+        environment[PROGRESS_ENV] = self._progress_path
+        if isinstance(raw_environment_out, dict):
+            raw_environment_out.clear()
+            raw_environment_out.update(environment)
+        return self._connection._shell.env_prefix(**environment)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+        if not self._wants_progress():
+            result.update(self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+            return result
+
+        handle, self._progress_path = tempfile.mkstemp(prefix="iotfleet-progress-", dir=C.DEFAULT_LOCAL_TMP)
+        os.close(handle)
+        outcome = {}
+
+        def execute():
+            try:
+                outcome["result"] = self._execute_module(task_vars=task_vars)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the plugin's own thread below
+                outcome["error"] = exc
+
+        runner = threading.Thread(target=execute, name="iotfleet-iot_fleet", daemon=True)
+        offset = 0
+        try:
+            runner.start()
+            while runner.is_alive():
+                runner.join(POLL_SECONDS)
+                records, offset = read_new(self._progress_path, offset)
+                for record in records:
+                    display.display(f"iot_fleet: {describe(record)}")
+        finally:
+            runner.join()
+            try:
+                os.unlink(self._progress_path)
+            except OSError:
+                pass
+            self._progress_path = None
+        if "error" in outcome:
+            raise outcome["error"]
+        result.update(outcome["result"])
+        return result

@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the iotfleet.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+name: fleet_devices
+short_description: The device list of iotfleet.aws.iot_fleet, built from the inventory
+version_added: 1.0.0
+author:
+  - iotfleet.aws developers (@iotfleet)
+description:
+  - Turns the hosts of the device group into the O(iotfleet.aws.iot_fleet#module:devices) list,
+    one entry per host, in inventory order, in one pass (linear in the number of hosts).
+  - The thing name is the host's C(iotfleet_thing_name), else the inventory name mapped by
+    P(iotfleet.aws.thing_name#filter); the attributes are C(iotfleet_thing_attributes) (default
+    V({})), passed on unchecked (C(iot_fleet) fails a host with bad attributes alone, by name);
+    C(reactivate) is C(iotfleet_reactivate) as the C(bool) filter reads it.
+  - When the preparation play ran (O(prepare_ran)), only the hosts it prepared (C(device_prepared))
+    are listed, unless O(register_offline) is set.
+  - The C(registry) role's C(devices) entry point uses it.
+options:
+  _input:
+    description: The inventory names of the devices (C(groups['pis'])).
+    type: list
+    elements: str
+    required: true
+  hostvars:
+    description: The play's C(hostvars).
+    type: dict
+    required: true
+  prepare_ran:
+    description: Whether the preparation play ran (C(hostvars['localhost'].device_prepare_ran)).
+    type: bool
+    default: false
+  register_offline:
+    description: List the hosts the preparation play could not prepare as well.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Register the fleet
+  iotfleet.aws.iot_fleet:
+    devices: "{{ groups['pis'] | iotfleet.aws.fleet_devices(hostvars) }}"
+    ca_certificate: pki/ca/fleet-ca.pem
+    ca_private_key: pki/ca/fleet-ca.key
+    pki_dir: pki
+"""
+
+RETURN = r"""
+_value:
+  description: One entry per listed host.
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The inventory name.
+      type: str
+    thing_name:
+      description: The thing name.
+      type: str
+    attributes:
+      description: The host's thing attributes, as given.
+      type: raw
+    reactivate:
+      description: Whether an INACTIVE certificate of this host is set ACTIVE again.
+      type: bool
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible.errors import AnsibleUndefinedVariable
+from ansible.plugins.filter.core import to_bool
+
+from ansible_collections.iotfleet.aws.plugins.filter.thing_name import thing_name
+
+_MISSING = object()   # iotfleet_thing_name not set (None is a value: iot_fleet refuses it)
+
+
+def _host_value(host_vars, name, default):
+    """A host variable, templated as C(hostvars[h].name | default(d)) reads it; ``default`` when undefined."""
+    try:
+        return host_vars[name]
+    except (KeyError, AnsibleUndefinedVariable):
+        return default
+
+
+def fleet_devices(hosts, hostvars, prepare_ran=False, register_offline=False):
+    if hosts is None:
+        return []
+    if isinstance(hosts, str) or not hasattr(hosts, "__iter__"):
+        raise AnsibleFilterError(f"fleet_devices expects a list of inventory host names, got {hosts!r}")
+    only_prepared = to_bool(prepare_ran) and not to_bool(register_offline)
+    devices = []
+    for host in hosts:
+        if host not in hostvars:
+            raise AnsibleFilterError(f"fleet_devices: {host!r} is not a host of the inventory")
+        host_vars = hostvars[host]
+        if only_prepared and not _host_value(host_vars, "device_prepared", False):
+            continue
+        name = _host_value(host_vars, "iotfleet_thing_name", _MISSING)
+        devices.append({
+            "host": host,
+            "thing_name": thing_name(host) if name is _MISSING else name,
+            "attributes": _host_value(host_vars, "iotfleet_thing_attributes", {}),
+            "reactivate": to_bool(_host_value(host_vars, "iotfleet_reactivate", False)),
+        })
+    return devices
+
+
+class FilterModule:
+    def filters(self):
+        return {"fleet_devices": fleet_devices}
