@@ -19,12 +19,12 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
-from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ApiCallCounter
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
 from support.iotcore import register_ca_certificate
+from support.recorders import ApiCallCounter
 
 POLICY = "fleet-device"
 
