@@ -36,6 +36,18 @@ options:
     description: List the hosts the preparation play could not prepare as well.
     type: bool
     default: false
+  thing_groups_from_inventory:
+    description:
+      - Give each entry C(thing_groups), the host's inventory groups (C(group_names)) except C(all),
+        C(ungrouped) and O(exclude_groups) - the static thing groups its thing joins.
+      - Without it, no entry has C(thing_groups) (no membership is managed).
+    type: bool
+    default: false
+  exclude_groups:
+    description: Inventory groups that are never thing groups (the device group, for example).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -65,6 +77,10 @@ _value:
     reactivate:
       description: Whether an INACTIVE certificate of this host is set ACTIVE again.
       type: bool
+    thing_groups:
+      description: The host's inventory groups as thing groups (only with O(thing_groups_from_inventory)).
+      type: list
+      elements: str
 """
 
 from ansible.errors import AnsibleFilterError
@@ -84,12 +100,15 @@ def _host_value(host_vars, name, default):
         return default
 
 
-def fleet_devices(hosts, hostvars, prepare_ran=False, register_offline=False):
+def fleet_devices(hosts, hostvars, prepare_ran=False, register_offline=False, thing_groups_from_inventory=False,
+                  exclude_groups=()):
     if hosts is None:
         return []
     if isinstance(hosts, str) or not hasattr(hosts, "__iter__"):
         raise AnsibleFilterError(f"fleet_devices expects a list of inventory host names, got {hosts!r}")
     only_prepared = to_bool(prepare_ran) and not to_bool(register_offline)
+    with_groups = to_bool(thing_groups_from_inventory)
+    excluded = {"all", "ungrouped"} | set(exclude_groups or ())
     devices = []
     for host in hosts:
         if host not in hostvars:
@@ -98,12 +117,15 @@ def fleet_devices(hosts, hostvars, prepare_ran=False, register_offline=False):
         if only_prepared and not _host_value(host_vars, "device_prepared", False):
             continue
         name = _host_value(host_vars, "iotfleet_thing_name", _MISSING)
-        devices.append({
+        device = {
             "host": host,
             "thing_name": thing_name(host) if name is _MISSING else name,
             "attributes": _host_value(host_vars, "iotfleet_thing_attributes", {}),
             "reactivate": to_bool(_host_value(host_vars, "iotfleet_reactivate", False)),
-        })
+        }
+        if with_groups:
+            device["thing_groups"] = [g for g in _host_value(host_vars, "group_names", []) if g not in excluded]
+        devices.append(device)
     return devices
 
 

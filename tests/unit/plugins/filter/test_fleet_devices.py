@@ -49,6 +49,13 @@ def test_preparation_marker():
                                              register_offline="true")] == ["a", "b", "c"]
 
 
+def test_inventory_groups_become_thing_groups_only_when_asked():
+    hostvars = {"pi-1": {"group_names": ["pis", "site_a", "shelf_1"]}, "pi-2": {"group_names": ["pis"]}}
+    assert all("thing_groups" not in d for d in fleet_devices(["pi-1", "pi-2"], hostvars))
+    out = fleet_devices(["pi-1", "pi-2"], hostvars, thing_groups_from_inventory="yes", exclude_groups=["pis"])
+    assert [d["thing_groups"] for d in out] == [["site_a", "shelf_1"], []]
+
+
 def test_refusals():
     assert fleet_devices(None, {}) == []
     with pytest.raises(AnsibleFilterError, match="list of inventory host names"):
