@@ -789,7 +789,6 @@ def _per_device(spec, workers, work_one, progress=None):
     )
 
 
-
 # --- Certificate rotation (rotate.yml): stage a new identity beside the live one, promote it once the
 # device has proven it. The staged identity lives under <pki_dir>/staged/devices/<thing>/ (the same
 # files as a live one), so ensure_device_identity makes it unchanged.
