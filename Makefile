@@ -68,12 +68,17 @@ molecule: venv lab-image
 # iotcore_bench.py (the IoT Core stand-in's data plane, issue 8; needs `make host`). Both always run;
 # make fails if either does. BENCH_ARGS goes to both (--quick: smoke run of both, ~1.5 min);
 # IOTCORE_BENCH_ARGS to iotcore_bench.py only (e.g. --devices 2000).
+# Third, device_bench.py (issue 12 item 3; needs the lab image): remote module runs and seconds per
+# emulated Pi, first run and rerun, both key modes (--quick: controller only); DEVICE_BENCH_ARGS
+# to it only (e.g. --pis 3).
 bench: venv
 	@rc=0; \
 	echo "$(PY) benchmarks/fleet_bench.py $(BENCH_ARGS)"; \
 	$(PY) benchmarks/fleet_bench.py $(BENCH_ARGS) || rc=1; \
 	echo "$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS)"; \
 	$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS) || rc=1; \
+	echo "$(PY) benchmarks/device_bench.py $(BENCH_ARGS) $(DEVICE_BENCH_ARGS)"; \
+	$(PY) benchmarks/device_bench.py $(BENCH_ARGS) $(DEVICE_BENCH_ARGS) || rc=1; \
 	exit $$rc
 
 clean:
