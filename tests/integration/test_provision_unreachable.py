@@ -77,3 +77,33 @@ def test_every_pi_unreachable_register_offline_registers_all_and_writes_the_repo
     for device in report["devices"]:
         assert re.fullmatch(r"[0-9a-f]{64}", device["certificate_id"] or ""), device
         assert not device["verify_ok"] and device["result"].startswith("NOT VERIFIED"), device
+
+
+def _certificates(tmp_path):
+    return {name: (tmp_path / "pki" / "devices" / name / "certificate.pem").read_bytes() for name in PIS}
+
+
+def test_known_pis_skip_the_check_unless_their_renewal_is_due(moto, boto3_iot, tmp_path):
+    """Pis whose identity the controller holds make no check of their own in the preparation (their
+    first module run is the bundle), unless their certificate is due for renewal: then the check
+    runs first, and an unreachable Pi keeps the identity it holds (nothing renewed, nothing retired)."""
+    assert _run(tmp_path, moto, "-e", "iotfleet_register_offline=true").returncode != 0
+    certs = _certificates(tmp_path)
+    ids = sorted(c["certificateId"] for c in boto3_iot.list_certificates()["certificates"])
+    assert len(ids) == 2
+
+    known = _run(tmp_path, moto)
+    out = known.stdout
+    assert "Check Python and privilege escalation" not in out, out[-6000:]
+    assert "Install the device's identity, root CA" in out and all(
+        _recap(out)[name]["unreachable"] == 1 for name in PIS), out[-6000:]
+    results = [d["result"] for d in json.loads((tmp_path / "iotfleet-report.json").read_text())["devices"]]
+    assert results == ["NOT VERIFIED (unreachable or failed installing its identity)"] * 2, results
+
+    due = _run(tmp_path, moto, "-e", "iotfleet_renew_before_days=4000")   # 3650-day certificates: due
+    out = due.stdout
+    assert "Check Python and privilege escalation" in out and all(
+        _recap(out)[name]["unreachable"] == 1 for name in PIS), out[-6000:]
+    assert _certificates(tmp_path) == certs
+    assert sorted(c["certificateId"] for c in boto3_iot.list_certificates()["certificates"]) == ids
+    assert all(c["status"] == "ACTIVE" for c in boto3_iot.list_certificates()["certificates"])
