@@ -71,6 +71,9 @@ molecule: venv lab-image
 # always run; make fails if any does. BENCH_ARGS goes to all (--quick: smoke run of each, ~4 min);
 # IOTCORE_BENCH_ARGS to iotcore_bench.py only (e.g. --devices 2000), SCALE_BENCH_ARGS to
 # scale_bench.py only (e.g. --full: 10,000 new devices, 3-15 min more).
+# Last, device_bench.py (issue 12 item 3; needs the lab image): remote module runs and seconds per
+# emulated Pi, first run and rerun, both key modes (--quick: controller only); DEVICE_BENCH_ARGS
+# to it only (e.g. --pis 3).
 bench: venv
 	@rc=0; \
 	echo "$(PY) benchmarks/fleet_bench.py $(BENCH_ARGS)"; \
@@ -79,6 +82,8 @@ bench: venv
 	$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS) || rc=1; \
 	echo "$(PY) benchmarks/scale_bench.py $(BENCH_ARGS) $(SCALE_BENCH_ARGS)"; \
 	$(PY) benchmarks/scale_bench.py $(BENCH_ARGS) $(SCALE_BENCH_ARGS) || rc=1; \
+	echo "$(PY) benchmarks/device_bench.py $(BENCH_ARGS) $(DEVICE_BENCH_ARGS)"; \
+	$(PY) benchmarks/device_bench.py $(BENCH_ARGS) $(DEVICE_BENCH_ARGS) || rc=1; \
 	exit $$rc
 
 # The execution environment image, built here (no registry, no Galaxy: scripts/ee-build.sh and

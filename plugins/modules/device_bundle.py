@@ -120,6 +120,15 @@ options:
       group:
         description: Group name or id of the key.
         type: str
+  packages:
+    description:
+      - Debian packages the device needs. The module only looks (C(dpkg-query)) and returns the missing
+        ones in RV(missing_packages); it installs nothing. This lets a rerun check the packages in the
+        run it makes anyway, instead of a run of its own.
+    type: list
+    elements: str
+    default: []
+    version_added: 1.1.0
 notes:
   - Run it with O(ignore:become) as root (C(become=true)) when the files belong to another user than the
     connecting one.
@@ -187,6 +196,13 @@ files:
       type: list
       elements: str
       sample: [content]
+missing_packages:
+  description: The packages of O(packages) that are not installed (all of them when C(dpkg-query) is absent).
+  returned: always
+  type: list
+  elements: str
+  sample: [python3-paho-mqtt]
+  version_added: 1.1.0
 """
 
 import base64
@@ -382,6 +398,17 @@ def ensure_bundle(directories, files, private_key, check_mode=False, want_diff=F
     return changed, results, diffs
 
 
+def missing_packages(names, run_command, dpkg_query):
+    """The packages of names that dpkg does not list as installed (status ii); all of them without dpkg-query."""
+    if not names:
+        return []
+    if not dpkg_query:
+        return list(names)
+    dummy, out, dummy_err = run_command([dpkg_query, "-W", "-f=${db:Status-Abbrev}${Package}\\n"] + list(names))
+    installed = {line.split()[-1] for line in out.splitlines() if line.startswith("ii ")}
+    return [name for name in names if name not in installed]
+
+
 def argument_spec():
     owner_group = {"owner": {"type": "str"}, "group": {"type": "str"}}
     return {
@@ -422,6 +449,7 @@ def argument_spec():
             ),
             "mutually_exclusive": [["content", "src"]],
         },
+        "packages": {"type": "list", "elements": "str", "default": []},
     }
 
 
@@ -439,7 +467,9 @@ def main():
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="cannot write %s: %s" % (getattr(exc, "filename", None) or "a file", exc.strerror or exc))
-    result = {"changed": changed, "files": results}
+    result = {"changed": changed, "files": results,
+              "missing_packages": missing_packages(module.params["packages"], module.run_command,
+                                                   module.get_bin_path("dpkg-query"))}
     if module._diff:
         result["diff"] = diffs
     module.exit_json(**result)

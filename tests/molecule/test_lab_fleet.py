@@ -21,6 +21,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.path.dirname(sys.executable)
+# remote module runs per Pi (key mode controller, packages missing on the image, no service)
+FIRST_RUN_MAX, RERUN_MAX = 4, 2
 PROVISION = "---\n- name: Provision the fleet\n  ansible.builtin.import_playbook: iotfleet.aws.provision\n"
 
 
@@ -150,11 +152,28 @@ def test_unreachable_pi_then_rerun(lab, tmp_path):
     status = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"]
     assert status == "INACTIVE"
 
-    # Remote module runs per Pi (a Pi Zero pays ~1.5 s each): <= 10 first run, <= 5 rerun.
+    # Known Pis skip the raw check; when their first module run fails, it still names the cause per host:
+    # pi2 loses passwordless sudo, the last Pi python3. Every Pi of the device play fails (pi1 is
+    # quarantined), and the report file is written all the same.
+    (lab_dir / "host_vars" / f"{bad}.yml").unlink()
+    for pi, cmd in ((info["pis"][1], "rm /etc/sudoers.d/010_pi-nopasswd"), (missing, "mv /usr/bin/python3 /usr/bin/python3.off")):
+        subprocess.run(["podman", "exec", pi["container"], "sh", "-c", cmd], check=True, capture_output=True)
+    broken, _runs, _s = _provision(lab_dir, tmp_path, "broken")
+    out5, recap5 = broken.stdout, _recap(broken.stdout)
+    assert broken.returncode != 0 and recap5[bad]["failed"] == 1 and recap5[good]["failed"] == 1, out5[-8000:]
+    assert re.search(rf"{bad}: passwordless sudo does not work for pi", _report(out5)), out5[-8000:]
+    assert re.search(rf"{good}: python3 is missing", _report(out5)), out5[-8000:]
+    results = {d["host"]: d["result"] for d in json.loads((lab_dir / "iotfleet-report.json").read_text())["devices"]}
+    assert results[bad] == "NOT VERIFIED (passwordless sudo does not work for pi)", results
+    assert results[good] == "NOT VERIFIED (python3 is missing)" and results[quarantined].startswith("QUARANTINED"), results
+
+    # Remote module runs per Pi (a Pi Zero pays ~1.5 s each): <= 4 first run (raw check, apt, bundle,
+    # verify), <= 2 on a rerun (bundle, verify) - also for the Pis already done in the completing run.
     first_run = second_runs[missing["name"]]["runs"]
     rerun = max(r["runs"] for name, r in third_runs.items() if name != "localhost")
-    assert first_run <= 10, second_runs
-    assert rerun <= 5, third_runs
+    assert first_run <= FIRST_RUN_MAX, second_runs
+    assert rerun <= RERUN_MAX, third_runs
+    assert all(second_runs[name]["runs"] <= RERUN_MAX for name in others), second_runs
 
     report = dict(
         pis=len(info["pis"]),

@@ -47,6 +47,8 @@ REQUIRED_KEYS = ("host", "thing_name", "certificate", "private_key", "root_ca")
 RETRY_FIRST_DELAY = 1.0
 RETRY_MAX_DELAY = 8.0
 RETRY_MIN_ATTEMPT = 1.0
+# how long the TLS probe of a connection dropped before the CONNACK waits for the broker's alert
+PROBE_TIMEOUT = 1.5
 
 # The likely causes a failed step points at (what an operator checks first).
 CAUSES = {
@@ -322,6 +324,30 @@ def refused_by_broker(session):
     return False
 
 
+def probe_certificate_refusal(config, timeout=PROBE_TIMEOUT):
+    """After a connection dropped before any CONNACK with no TLS error seen: the broker's TLS-level
+    refusal of this device's certificate, as text, or None.
+
+    With TLS 1.3 the client's side of the handshake ends before the broker has checked the client
+    certificate. A broker that refuses it (unknown CA, not ACTIVE) sends an alert after that, and when
+    the client's CONNECT is already on its way the broker's close turns into a connection reset that
+    can lose the alert: the drop then looks like an MQTT-level refusal (step auth). This makes a fresh
+    handshake and reads without sending anything: a refusing broker sends its alert, one that
+    accepted the certificate waits for a CONNECT (the read times out: None)."""
+    host, port = config["host"], int(config["port"])
+    try:
+        context = make_tls_context(config)
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                tls.settimeout(timeout)
+                tls.recv(1)
+    except ssl.SSLError as exc:
+        return str(exc) if classify_tls_error(str(exc)) == "tls-client" else None
+    except (OSError, ClientError):   # timeout (accepted), reset, unreachable: nothing more is known
+        return None
+    return None   # the broker sent data or closed without an alert: no TLS-level refusal seen
+
+
 def open_session(mqtt, config, deadline, sleep=None):
     """Connect (TCP, TLS, CONNECT) and wait for the CONNACK.
 
@@ -359,6 +385,12 @@ def connect_failure(config, session, outcome, attempts, topic, started):
     if outcome == "deadline" and step != "tls" and session.state == "connecting":
         step, cause = "auth", CAUSES["auth"] + " (no CONNACK before the deadline)"
     detail = session.error_text
+    if step == "auth" and session.state == "connecting" and session.connack is None:
+        refusal = probe_certificate_refusal(config)
+        if refusal:
+            step, cause = "tls", CAUSES["tls-client"]
+            detail = "the broker refused the certificate after the TLS handshake (%s); first attempt: %s" % (
+                refusal, detail or "connection closed before the CONNACK")
     if session.connack not in (None, 0):
         detail = "CONNACK refused (code %s) %s" % (session.connack, detail)
     if config.get("jitp") and step in ("auth", "tls") and refused_by_broker(session):

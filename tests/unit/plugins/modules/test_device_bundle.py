@@ -9,7 +9,9 @@ import base64
 import grp
 import os
 import pwd
+import shutil
 import stat
+import subprocess
 
 import pytest
 
@@ -133,3 +135,20 @@ def test_key_optional_and_duplicates(tmp_path):
 def test_argument_spec_marks_key_no_log():
     spec = db.argument_spec()
     assert spec["private_key"]["options"]["content"]["no_log"] is True
+
+
+def _run_command(argv):
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-query"), reason="needs a Debian host (dpkg-query)")
+def test_missing_packages_asks_dpkg():
+    """The real dpkg-query of this (Debian) machine: dpkg itself is installed, a made-up name is not."""
+    missing = db.missing_packages(["dpkg", "iotfleet-no-such-package"], _run_command, shutil.which("dpkg-query"))
+    assert missing == ["iotfleet-no-such-package"]
+    assert db.missing_packages([], _run_command, shutil.which("dpkg-query")) == []
+
+
+def test_missing_packages_without_dpkg_reports_all():
+    assert db.missing_packages(["python3-paho-mqtt"], None, None) == ["python3-paho-mqtt"]

@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+"""provision.yml when EVERY Pi is unreachable (their SSH ports are closed loopback ports), against
+the stand-in's control plane.
+
+Ansible ends a run at a play whose every host failed. The run must still reach the registry step
+(which then registers no Pi: none passed the preparation) and the report, whose JSON file is written
+beside the inventory with every Pi named. With iotfleet_register_offline=true the same run registers
+every Pi: what the first run leaves out, it leaves out because of the preparation.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from support.iotcore import CREDENTIALS, REGION, free_port
+
+pytestmark = pytest.mark.integration
+BIN = os.path.dirname(sys.executable)
+PROVISION = "---\n- name: Provision the fleet\n  ansible.builtin.import_playbook: iotfleet.aws.provision\n"
+PIS = ("pi-a", "pi-b")
+
+
+def _recap(output):
+    return {m.group(1): dict(ok=int(m.group(2)), unreachable=int(m.group(3)), failed=int(m.group(4)))
+            for m in re.finditer(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)",
+                                 output, re.M)}
+
+
+def _run(tmp_path, moto, *extra):
+    # free_port() binds and closes: nothing listens there, so SSH is refused at once
+    hosts = "\n".join(f"{name} ansible_host=127.0.0.1 ansible_port={free_port()}" for name in PIS)
+    (tmp_path / "pis.ini").write_text(
+        f"[pis]\n{hosts}\n\n[pis:vars]\nansible_user=pi\n"
+        "ansible_ssh_common_args='-o ConnectTimeout=5 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
+        f"\n[all:vars]\niotfleet_aws_endpoint_url={moto.url}\niotfleet_aws_region={REGION}\n"
+        f"iotfleet_aws_access_key={CREDENTIALS['aws_access_key_id']}\n"
+        f"iotfleet_aws_secret_key={CREDENTIALS['aws_secret_access_key']}\n")
+    (tmp_path / "provision.yml").write_text(PROVISION)
+    env = dict(os.environ, ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False", AWS_MAX_ATTEMPTS="2",
+               PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run([os.path.join(BIN, "ansible-playbook"), "provision.yml", "-i", "pis.ini", *extra],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_every_pi_unreachable_registers_none_and_writes_the_report(moto, boto3_iot, tmp_path):
+    proc = _run(tmp_path, moto)
+    out = proc.stdout
+    recap = _recap(out)
+    assert proc.returncode != 0, out[-6000:]
+    assert all(recap[name]["unreachable"] == 1 for name in PIS), out[-6000:]
+    assert recap["localhost"]["failed"] == 0, out[-6000:]   # the cloud side and the report ran
+
+    # no Pi passed the preparation: no identity for any (not in AWS IoT, not on the controller)
+    assert "Register every device in one batched run" in out, out[-6000:]
+    assert boto3_iot.list_things()["things"] == [] and boto3_iot.list_certificates()["certificates"] == []
+    assert not any((tmp_path / "pki" / "devices").glob("*"))
+
+    report = json.loads((tmp_path / "iotfleet-report.json").read_text())
+    assert sorted(d["host"] for d in report["devices"]) == list(PIS)
+    for device in report["devices"]:
+        assert not device["verify_ok"] and device["certificate_id"] is None, device
+        assert device["result"].startswith("NOT VERIFIED (unreachable in preparation; no identity made"), device
+
+
+def test_every_pi_unreachable_register_offline_registers_all_and_writes_the_report(moto, boto3_iot, tmp_path):
+    proc = _run(tmp_path, moto, "-e", "iotfleet_register_offline=true")
+    out = proc.stdout
+    assert proc.returncode != 0, out[-6000:]
+    assert all(_recap(out)[name]["unreachable"] == 1 for name in PIS), out[-6000:]
+    assert sorted(t["thingName"] for t in boto3_iot.list_things()["things"]) == list(PIS)
+    report = json.loads((tmp_path / "iotfleet-report.json").read_text())
+    for device in report["devices"]:
+        assert re.fullmatch(r"[0-9a-f]{64}", device["certificate_id"] or ""), device
+        assert not device["verify_ok"] and device["result"].startswith("NOT VERIFIED"), device
+
+
+def _certificates(tmp_path):
+    return {name: (tmp_path / "pki" / "devices" / name / "certificate.pem").read_bytes() for name in PIS}
+
+
+def test_known_pis_skip_the_check_unless_their_renewal_is_due(moto, boto3_iot, tmp_path):
+    """Pis whose identity the controller holds make no check of their own in the preparation (their
+    first module run is the bundle), unless their certificate is due for renewal: then the check
+    runs first, and an unreachable Pi keeps the identity it holds (nothing renewed, nothing retired)."""
+    assert _run(tmp_path, moto, "-e", "iotfleet_register_offline=true").returncode != 0
+    certs = _certificates(tmp_path)
+    ids = sorted(c["certificateId"] for c in boto3_iot.list_certificates()["certificates"])
+    assert len(ids) == 2
+
+    known = _run(tmp_path, moto)
+    out = known.stdout
+    assert "Check Python and privilege escalation" not in out, out[-6000:]
+    assert "Install the device's identity, root CA" in out and all(
+        _recap(out)[name]["unreachable"] == 1 for name in PIS), out[-6000:]
+    results = [d["result"] for d in json.loads((tmp_path / "iotfleet-report.json").read_text())["devices"]]
+    assert results == ["NOT VERIFIED (unreachable or failed installing its identity)"] * 2, results
+
+    due = _run(tmp_path, moto, "-e", "iotfleet_renew_before_days=4000")   # 3650-day certificates: due
+    out = due.stdout
+    assert "Check Python and privilege escalation" in out and all(
+        _recap(out)[name]["unreachable"] == 1 for name in PIS), out[-6000:]
+    assert _certificates(tmp_path) == certs
+    assert sorted(c["certificateId"] for c in boto3_iot.list_certificates()["certificates"]) == ids
+    assert all(c["status"] == "ACTIVE" for c in boto3_iot.list_certificates()["certificates"])
