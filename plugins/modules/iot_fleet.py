@@ -423,6 +423,16 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import CRYPTOGR
 from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import HAS_CRYPTOGRAPHY
 
 
+def finished(result):
+    """The module's result; an IoTFleetError naming every failed device (by host) when any failed,
+    with the whole result (the others' outcomes, ``changed``) attached."""
+    if result["failed_devices"]:
+        failed = [d for d in result["devices"] if d["failed"]]
+        details = "; ".join(f"{d['host']}: {d['msg']}" for d in failed)
+        raise IoTFleetError(f"{len(failed)} of {len(result['devices'])} devices failed: {details}", **result)
+    return result
+
+
 def merged_rate_limits(overrides, share=1.0):
     """The per-operation rates: the defaults, the user's overrides, times ``share`` (0 < share <= 1)."""
     if not 0 < share <= 1:
@@ -446,11 +456,7 @@ def retire(module, p, devices, rates):
     result = retire_fleet(client, spec, certificates=p["retire_certificates"], workers=p["workers"],
                           check_mode=module.check_mode)
     result["rate_limits"] = rates
-    if result["failed_devices"]:
-        failed = [d for d in result["devices"] if d["failed"]]
-        details = "; ".join(f"{d['host']}: {d['msg']}" for d in failed)
-        raise IoTFleetError(f"{len(failed)} of {len(devices)} devices failed: {details}", **result)
-    return result
+    return finished(result)
 
 
 def rotate(module, p, spec, rates):
@@ -462,11 +468,7 @@ def rotate(module, p, spec, rates):
                           check_mode=module.check_mode)
     result["rate_limits"] = rates
     result["registration"] = p["registration"]
-    if result["failed_devices"]:
-        failed = [d for d in result["devices"] if d["failed"]]
-        details = "; ".join(f"{d['host']}: {d['msg']}" for d in failed)
-        raise IoTFleetError(f"{len(failed)} of {len(spec.devices)} devices failed: {details}", **result)
-    return result
+    return finished(result)
 
 
 def run(module):
@@ -518,11 +520,7 @@ def run(module):
                           progress=progress)
     result["rate_limits"] = rates
     result["registration"] = p["registration"]
-    if result["failed_devices"]:
-        failed = [d for d in result["devices"] if d["failed"]]
-        details = "; ".join(f"{d['host']}: {d['msg']}" for d in failed)
-        raise IoTFleetError(f"{len(failed)} of {len(devices)} devices failed: {details}", **result)
-    return result
+    return finished(result)
 
 
 def main():
