@@ -37,7 +37,7 @@ SERVER = ROOT / "lab" / "iotcore" / "server.py"
 sys.path.insert(0, str(ROOT / "lab" / "iotcore"))
 
 import pki  # noqa: E402  (lab/iotcore/pki.py)
-from support.procs import free_port, wait_for  # noqa: E402
+from .procs import free_port, wait_for  # noqa: E402
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

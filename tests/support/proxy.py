@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from support.procs import free_port
+from .procs import free_port
 
 
 class Forwarder:
