@@ -262,8 +262,10 @@ extends_documentation_fragment:
 requirements:
   - cryptography (on the controller)
 notes:
-  - Old certificates of a device whose certificate was replaced stay registered; revoke them with
-    M(iotfleet.aws.iot_certificate).
+  - In registration V(api), a certificate a device's new one replaces (renewal, a damaged file, recovery
+    from REVOKED) is retired in the same run per O(retire_certificates); O(rotation) replaces it only
+    after the device has proven the new one. In registration V(jitp) no AWS call is made, so a replaced
+    certificate stays registered; retire it with M(iotfleet.aws.iot_certificate).
 """
 
 EXAMPLES = r"""
