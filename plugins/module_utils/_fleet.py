@@ -43,9 +43,9 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
 from ansible_collections.iotfleet.aws.plugins.module_utils._errors import validate_thing_name
-from ansible_collections.iotfleet.aws.plugins.module_utils._files import makedirs_private as _makedirs_private
-from ansible_collections.iotfleet.aws.plugins.module_utils._files import read_optional as _read_optional
-from ansible_collections.iotfleet.aws.plugins.module_utils._files import write_file as _write_private
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import makedirs_private
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import read_optional
+from ansible_collections.iotfleet.aws.plugins.module_utils._files import write_file
 from ansible_collections.iotfleet.aws.plugins.module_utils._policy import validate_policy_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing_groups
@@ -208,7 +208,7 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
     cert_path = os.path.join(directory, CERTIFICATE_FILE)
     changes = []
     if spec.key_mode == "device":
-        csr_pem = _read_optional(os.path.join(directory, CSR_FILE))
+        csr_pem = read_optional(os.path.join(directory, CSR_FILE))
         if csr_pem is None:
             raise IoTFleetError(
                 f"No CSR for {thing_name} at {os.path.join(directory, CSR_FILE)}: in key mode 'device' the "
@@ -219,20 +219,20 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
         key = None
     else:
         key_path = os.path.join(directory, KEY_FILE)
-        key_pem = _read_optional(key_path)
+        key_pem = read_optional(key_path)
         key = _x509.load_private_key(key_pem, what=f"private key of {thing_name}") if key_pem else None
         if key is None:
             changes.append("key")
             if check_mode:
                 return None, True, changes + ["certificate"]
             key = _x509.generate_private_key(spec.key_type)
-            _write_private(key_path, _x509.private_key_pem(key).encode("ascii"), 0o600)
+            write_file(key_path, _x509.private_key_pem(key).encode("ascii"), 0o600)
         elif os.stat(key_path).st_mode & 0o077:
             changes.append("key mode")
             if not check_mode:
                 os.chmod(key_path, 0o600)
         public_key = key.public_key()
-    cert = _usable_certificate(_read_optional(cert_path), spec, thing_name, public_key)
+    cert = _usable_certificate(read_optional(cert_path), spec, thing_name, public_key)
     if cert is None:
         changes.append("certificate")
         if check_mode:
@@ -244,7 +244,7 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
             cert = _x509.issue_certificate(
                 spec.ca_cert, spec.ca_key, _x509.device_common_name(thing_name), public_key, days=spec.certificate_days
             )
-        _write_private(cert_path, _x509.certificate_pem(cert).encode(), 0o644)
+        write_file(cert_path, _x509.certificate_pem(cert).encode(), 0o644)
     return cert, bool(changes), changes
 
 
@@ -591,7 +591,7 @@ def _archive_identity(spec, thing_name):
     key_path = os.path.join(directory, KEY_FILE)
     if os.path.exists(key_path):
         os.remove(key_path)
-    _makedirs_private(os.path.dirname(archive))
+    makedirs_private(os.path.dirname(archive))
     os.rename(directory, archive)
     return archive
 
@@ -612,7 +612,7 @@ def retire_device(client, spec, device, check_mode=False):
                   retired_certificates=[], thing_deleted=False, archived_to=None)
     directory = device_dir(spec.pki_dir, thing_name)
     ids = {arn.rsplit("/", 1)[-1] for arn in client.paginate("list_thing_principals", "principals", thingName=thing_name)}
-    local = _read_optional(os.path.join(directory, CERTIFICATE_FILE))
+    local = read_optional(os.path.join(directory, CERTIFICATE_FILE))
     if local is not None:
         try:
             ids.add(_x509.certificate_id(_x509.load_certificate(local, what="device certificate")))
@@ -683,7 +683,7 @@ def fleet_drift(client, spec, inventory, prune=False, workers=8, check_mode=Fals
     orphan_things = sorted(t for t in set(managed) - known if client.get("describe_thing", thingName=t) is not None)
     held = set()
     for name in known:
-        pem = _read_optional(os.path.join(device_dir(spec.pki_dir, name), CERTIFICATE_FILE))
+        pem = read_optional(os.path.join(device_dir(spec.pki_dir, name), CERTIFICATE_FILE))
         if pem is None:
             continue
         try:
@@ -806,7 +806,7 @@ def staged_spec(spec):
 
 def _live_certificate(spec, thing_name, host):
     path = os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE)
-    pem = _read_optional(path)
+    pem = read_optional(path)
     if pem is None:
         raise IoTFleetError(f"{host}: no live certificate at {path}; provision it first (provision.yml).")
     return _x509.load_certificate(pem, what=f"live certificate of {host}")
@@ -892,7 +892,7 @@ def promote_device(client, spec, device, check_mode=False):
     result = dict(host=host, thing_name=thing_name, changed=False, changes=[], failed=False,
                   retired_certificates=[], archived_to=None, certificate_id=None)
     directory = device_dir(staged_spec(spec).pki_dir, thing_name)
-    pem = _read_optional(os.path.join(directory, CERTIFICATE_FILE))
+    pem = read_optional(os.path.join(directory, CERTIFICATE_FILE))
     if pem is None:
         if check_mode:
             result.update(changed=True, changes=["retire the old certificate", "archive the old identity"])
@@ -910,7 +910,7 @@ def promote_device(client, spec, device, check_mode=False):
         raise IoTFleetError(f"{host}: the staged certificate {new_id} is not attached to the thing {thing_name}: "
                             "the old identity stays; rerun rotate to attach it.")
     retire = {p.rsplit("/", 1)[-1] for p in principals if p != arn and ":cert/" in p}
-    live = _read_optional(os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE))
+    live = read_optional(os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE))
     if live is not None:
         try:
             retire.add(_x509.certificate_id(_x509.load_certificate(live, what="live certificate")))
