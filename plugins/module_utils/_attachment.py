@@ -65,16 +65,19 @@ def thing_principal_action(thing_name, principal_things, state, exclusive=False)
     return None if attached else "attach"
 
 
-def ensure_thing_principal(client, thing_name, principal_arn, exclusive=False, state="present", check_mode=False):
+def ensure_thing_principal(client, thing_name, principal_arn, exclusive=False, state="present", check_mode=False,
+                           known_new=False):
     """Attach (or detach) the certificate ``principal_arn`` to/from the thing ``thing_name``.
 
     One read (``list_principal_things``) and at most one write. With ``exclusive`` the
     attachment is made as ``EXCLUSIVE_THING``; an existing attachment is left as it is.
+    ``known_new``: the caller registered the certificate in this run, so it is attached to no
+    thing yet (no read).
     """
     validate_thing_name(thing_name)
     validate_certificate_arn(principal_arn)
     _validate_state(state)
-    things = client.paginate("list_principal_things", "things", principal=principal_arn)
+    things = [] if known_new else client.paginate("list_principal_things", "things", principal=principal_arn)
     action = thing_principal_action(thing_name, things, state, exclusive)
     attached_before = thing_name in things
     attached_after = state == "present"
@@ -94,15 +97,16 @@ def ensure_thing_principal(client, thing_name, principal_arn, exclusive=False, s
     return Outcome(True, before=before, after=after, **values)
 
 
-def ensure_policy_attachment(client, policy_name, target_arn, state="present", check_mode=False):
+def ensure_policy_attachment(client, policy_name, target_arn, state="present", check_mode=False, known_new=False):
     """Attach (or detach) the policy ``policy_name`` to/from ``target_arn`` (certificate or thing group).
 
-    One read (``list_attached_policies`` of the target) and at most one write.
+    One read (``list_attached_policies`` of the target) and at most one write. ``known_new``: the
+    caller registered the target in this run, so no policy is attached to it yet (no read).
     """
     validate_policy_name(policy_name)
     validate_target_arn(target_arn)
     _validate_state(state)
-    policies = client.paginate("list_attached_policies", "policies", target=target_arn)
+    policies = [] if known_new else client.paginate("list_attached_policies", "policies", target=target_arn)
     attached_before = any(p.get("policyName") == policy_name for p in policies)
     attached_after = state == "present"
     values = dict(policy_name=policy_name, target=target_arn, attached=attached_after)

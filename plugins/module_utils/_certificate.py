@@ -65,6 +65,8 @@ def ensure_certificate(
     certificate_id=None,
     now=None,
     predict_arn=False,
+    current=None,
+    known_new=False,
 ):
     """Make the device certificate registered with ``status`` (default ACTIVE for a new one).
 
@@ -93,7 +95,8 @@ def ensure_certificate(
         certificate_id = local_id
     ca_id = _x509.certificate_id(ca_cert) if ca_cert is not None else None
 
-    current = client.get("describe_certificate", certificateId=certificate_id)
+    if current is None and not known_new:
+        current = client.get("describe_certificate", certificateId=certificate_id)
     if current is None:
         if cert is None:
             raise IoTFleetError(

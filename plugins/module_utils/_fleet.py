@@ -248,48 +248,6 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
     return cert, bool(changes), changes
 
 
-class FreshCertificateClient:
-    """The fleet's client, for one device whose certificate was issued in this run for a new key.
-
-    Such a certificate cannot be registered yet (its id, the SHA-256 of its DER, is new) and once
-    this run registers it, it has no policy and no thing attached. This view answers exactly those
-    reads locally - the first ``describe_certificate`` of the new id, and ``list_attached_policies``
-    / ``list_principal_things`` of the ARN this view registered - and passes everything else (all
-    writes included) to the real client. So the ensure-functions stay the single implementation
-    and a new device costs one read (``describe_thing``) and its writes, no per-device lists.
-    """
-
-    def __init__(self, client, certificate_id):
-        self._client = client
-        self._certificate_id = certificate_id
-        self._described = False
-        self._arn = None
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-    def get(self, operation, **kwargs):
-        if operation == "describe_certificate" and kwargs.get("certificateId") == self._certificate_id:
-            if not self._described:
-                self._described = True
-                return None
-        return self._client.get(operation, **kwargs)
-
-    def call(self, operation, **kwargs):
-        response = self._client.call(operation, **kwargs)
-        if operation in ("register_certificate", "register_certificate_without_ca"):
-            self._arn = (response or {}).get("certificateArn")
-        return response
-
-    def paginate(self, operation, result_key, **kwargs):
-        if self._arn is not None and (
-            (operation == "list_attached_policies" and kwargs.get("target") == self._arn)
-            or (operation == "list_principal_things" and kwargs.get("principal") == self._arn)
-        ):
-            return []
-        return self._client.paginate(operation, result_key, **kwargs)
-
-
 def ensure_device_jitp(spec, device, check_mode=False):
     """Registration ``jitp``: the device's key and certificate on the controller, and nothing else.
 
@@ -410,17 +368,16 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
     cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
     result["changes"].extend(changes)
     result["certificate_path"] = os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE)
-    if cert is not None and "certificate" in changes and not check_mode:
-        client = FreshCertificateClient(client, _x509.certificate_id(cert))
 
     cert_arn = None
+    unregistered = False   # the certificate was not registered before this run: nothing attached to it
     if cert is not None:
         ca_cert = spec.ca_cert if spec.register_with_ca else None
-        fresh = "certificate" in changes
+        fresh = "certificate" in changes   # issued now: its id is new, AWS cannot know it
         # An existing certificate is read first with its status left alone: INACTIVE is an
         # operator's quarantine and stays so unless the device says reactivate.
         outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE" if fresh else None,
-                                     check_mode=check_mode)
+                                     check_mode=check_mode, known_new=fresh)
         before["certificate"] = _certificate_diff(outcome.before)
         status = outcome.values.get("status")
         if status == "INACTIVE" and not fresh and not device.get("reactivate"):
@@ -448,9 +405,9 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
             _archive_identity(spec, thing_name)
             cert, _changed, changes = ensure_device_identity(spec, thing_name)
             result["changes"] += ["replaced revoked certificate"] + changes
-            client = FreshCertificateClient(client, _x509.certificate_id(cert))
-            outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE")
+            outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE", known_new=True)
             fresh = True
+        unregistered = not outcome.before
         after["certificate"] = _certificate_diff(outcome.after)
         result["certificate_id"] = outcome.values["certificate_id"]
         cert_arn = outcome.values.get("certificate_arn")
@@ -500,11 +457,13 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
         before["thing_principal_attached"], after["thing_principal_attached"] = False, True
     else:
         if spec.policy_name:
-            outcome = ensure_policy_attachment(client, spec.policy_name, cert_arn, check_mode=check_mode)
+            outcome = ensure_policy_attachment(client, spec.policy_name, cert_arn, check_mode=check_mode,
+                                               known_new=unregistered)
             before["policy_attached"], after["policy_attached"] = outcome.before["attached"], outcome.after["attached"]
             if outcome.changed:
                 result["changes"].append("policy attachment")
-        outcome = ensure_thing_principal(client, thing_name, cert_arn, exclusive=spec.exclusive, check_mode=check_mode)
+        outcome = ensure_thing_principal(client, thing_name, cert_arn, exclusive=spec.exclusive, check_mode=check_mode,
+                                         known_new=unregistered)
         before["thing_principal_attached"] = outcome.before["attached"]
         after["thing_principal_attached"] = outcome.after["attached"]
         if outcome.changed:
@@ -848,11 +807,10 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
         result["changes"] += ["certificate registration"] + (["policy attachment"] if spec.policy_name else [])
         result["changes"].append("thing principal")
     else:
-        if fresh and not check_mode:
-            client = FreshCertificateClient(client, _x509.certificate_id(cert))
         ca_cert = spec.ca_cert if spec.register_with_ca else None
         outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE" if fresh else None,
-                                     check_mode=check_mode)
+                                     check_mode=check_mode, known_new=fresh)
+        unregistered = not outcome.before   # nothing can be attached to it yet
         status = outcome.values.get("status")
         if status in ("INACTIVE", "REVOKED") and not fresh:
             raise IoTFleetError(
@@ -867,10 +825,11 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
         if arn is None:
             result["changes"] += (["policy attachment"] if spec.policy_name else []) + ["thing principal"]
         else:
-            if spec.policy_name and ensure_policy_attachment(client, spec.policy_name, arn,
-                                                             check_mode=check_mode).changed:
+            if spec.policy_name and ensure_policy_attachment(client, spec.policy_name, arn, check_mode=check_mode,
+                                                             known_new=unregistered).changed:
                 result["changes"].append("policy attachment")
-            if ensure_thing_principal(client, thing_name, arn, exclusive=False, check_mode=check_mode).changed:
+            if ensure_thing_principal(client, thing_name, arn, exclusive=False, check_mode=check_mode,
+                                      known_new=unregistered).changed:
                 result["changes"].append("thing principal")
     result["staged"] = True
     result["changed"] = bool(result["changes"])

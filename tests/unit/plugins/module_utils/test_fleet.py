@@ -15,14 +15,17 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
+from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_policy_attachment
+from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_thing_principal
+from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import ensure_certificate
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
-from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FreshCertificateClient
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_device_identity
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
-from support.recorders import ApiCallCounter, is_write_operation
+from support.recorders import ApiCallCounter, Recorder, is_write_operation
 from support.iotcore import register_ca_certificate
 
 POLICY = "fleet-device"
@@ -175,36 +178,46 @@ def test_shared_limiter_paces_the_whole_fleet(fleet, boto3_iot):
     assert stats["CreateThing"]["requests"] == 5 and stats["RegisterCertificate"]["requests"] == 5
 
 
-class _FakeClient:
-    def __init__(self):
-        self.calls = []
+def test_what_the_caller_knows_replaces_reads_and_a_wrong_hint_is_survived(fleet, fleet_ca, boto3_iot):
+    """known_new: no describe of a certificate issued now, no lists of one registered now; each
+    function reads on its own when not told (no order between them), and a stale hint still converges."""
+    client, counter, spec = fleet
+    ca_cert, ca_key = fleet_ca
+    boto3_iot.create_thing(thingName="pi-x")
+    cert = _x509.issue_certificate(ca_cert, ca_key, "pi-x", _x509.generate_private_key("ec").public_key())
+    recorder = Recorder(client, write_operations=frozenset(("register_certificate", "attach_policy",
+                                                            "attach_thing_principal")))
+    outcome = ensure_certificate(recorder, cert=cert, ca_cert=ca_cert, known_new=True)
+    arn = outcome.values["certificate_arn"]
+    assert outcome.changed and outcome.before == {} and recorder.operations() == ["register_certificate"]
+    assert ensure_thing_principal(recorder, "pi-x", arn, known_new=True).changed
+    assert ensure_policy_attachment(recorder, POLICY, arn, known_new=True).changed
+    assert recorder.operations() == ["register_certificate", "attach_thing_principal", "attach_policy"]
+    assert boto3_iot.list_principal_things(principal=arn)["things"] == ["pi-x"]
+    # not told: each reads for itself, in any order, and finds nothing to do
+    recorder.calls.clear()
+    assert not ensure_policy_attachment(recorder, POLICY, arn).changed
+    assert not ensure_thing_principal(recorder, "pi-x", arn).changed
+    assert not ensure_certificate(recorder, cert=cert, ca_cert=ca_cert).changed
+    assert recorder.writes() == []
+    # a stale known_new (the certificate is registered after all): the refusal is read back, nothing changes
+    again = ensure_certificate(recorder, cert=cert, ca_cert=ca_cert, status=None, known_new=True)
+    assert not again.changed and again.values["certificate_arn"] == arn and again.values["status"] == "ACTIVE"
 
-    def get(self, operation, **kwargs):
-        self.calls.append(("get", operation))
-        return {"certificateDescription": {}}
 
-    def call(self, operation, **kwargs):
-        self.calls.append(("call", operation))
-        return {"certificateArn": "arn:new"}
-
-    def paginate(self, operation, result_key, **kwargs):
-        self.calls.append(("paginate", operation))
-        return ["x"]
-
-
-def test_fresh_certificate_view_answers_only_what_it_knows():
-    real = _FakeClient()
-    view = FreshCertificateClient(real, "abc")
-    assert view.paginate("list_attached_policies", "policies", target="arn:new") == ["x"]  # not registered by it
-    assert view.get("describe_certificate", certificateId="abc") is None  # a new certificate: not registered
-    assert view.get("describe_certificate", certificateId="abc") == {"certificateDescription": {}}  # only once
-    assert view.get("describe_certificate", certificateId="other") == {"certificateDescription": {}}
-    view.call("register_certificate", certificatePem="...")
-    assert view.paginate("list_attached_policies", "policies", target="arn:new") == []
-    assert view.paginate("list_principal_things", "things", principal="arn:new") == []
-    assert view.paginate("list_principal_things", "things", principal="arn:old") == ["x"]
-    assert view.paginate("list_thing_principals", "principals", thingName="t") == ["x"]
-    assert ("call", "register_certificate") in real.calls
+def test_a_certificate_issued_but_never_registered_is_registered_without_lists(fleet, boto3_iot):
+    """A run that wrote the certificate and failed before registering it: the rerun describes it once,
+    registers it and attaches it without listing what cannot be attached to it."""
+    client, counter, spec = fleet
+    fleet_spec = spec(1)
+    ensure_device_identity(fleet_spec, "pi-0")   # the files only, as a run stopped right after them
+    counter.reset()
+    result = ensure_fleet(client, fleet_spec)
+    assert result["failed_devices"] == [] and result["changed"]
+    assert per_device(counter, 1) == dict(FIRST_RUN, DescribeCertificate=1)
+    arn = result["devices"][0]["certificate_arn"]
+    assert boto3_iot.list_principal_things(principal=arn)["things"] == ["pi-0"]
+    assert [p["policyName"] for p in boto3_iot.list_attached_policies(target=arn)["policies"]] == [POLICY]
 
 
 def test_an_operators_quarantine_stays_and_is_reported(fleet, boto3_iot, fleet_ca, tmp_path):
