@@ -47,10 +47,12 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._files import makedir
 from ansible_collections.iotfleet.aws.plugins.module_utils._files import read_optional
 from ansible_collections.iotfleet.aws.plugins.module_utils._files import write_file
 from ansible_collections.iotfleet.aws.plugins.module_utils._policy import validate_policy_name
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing import check_thing_type
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ensure_thing_groups
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import normalize_attributes
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import validate_thing_groups
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing import validate_thing_type
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing_group import ensure_thing_group
 
 CERTIFICATE_FILE = "certificate.pem"
@@ -347,7 +349,8 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
     its certificate, ListPrincipalThings of its certificate) and no write - or, with a
     ``snapshot`` of the registry (large fleets), only ListPrincipalThings. A device with
     ``thing_groups`` reads its groups once more (ListThingGroupsForThing) unless a snapshot holds them.
-    ``groups``: the :func:`ensure_fleet_groups` answer (groups made once per run).
+    ``groups``: the :func:`ensure_fleet_groups` answer (groups made once per run); the thing type
+    is checked once per run too (:func:`fleet_thing_type_checked`), not here.
 
     ``result["diff"]``: before/after of the device (certificate id and status, thing attributes and
     type, thing groups, policy and thing attachments, certificates retired); :func:`ensure_fleet`
@@ -427,6 +430,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
         thing_type=spec.thing_type,
         check_mode=check_mode,
         current=snapshot.thing(thing_name) if snapshot is not None else None,
+        verify_thing_type=False,   # checked once for the fleet: fleet_thing_type_checked
     )
     result["thing_arn"] = outcome.values.get("thing_arn")
     thing_created = outcome.changed and not outcome.before
@@ -491,6 +495,27 @@ def _thing_diff(facts):
     if not facts:
         return None
     return dict(attributes=facts.get("attributes") or {}, thing_type=facts.get("thing_type"))
+
+
+def fleet_thing_type_checked(client, spec):
+    """The fleet's thing type checked once per run (one DescribeThingType, not one per new thing:
+    :func:`ensure_device` does not check it again). A name AWS IoT refuses raises (fleet input);
+    a type that does not exist or is deprecated fails every device, named by its host, before
+    anything is written for it: the spec returned carries the reason as those devices' input error.
+    """
+    if not spec.thing_type:
+        return spec
+    validate_thing_type(spec.thing_type)
+    try:
+        check_thing_type(client, spec.thing_type)
+    except IoTFleetError as e:
+        refused = [d["host"] for d in spec.devices if not d.get("error")]
+        reason = (f"{e.message} No device of this run is provisioned with it "
+                  f"({len(refused)}: {', '.join(refused[:10])}{' and more' if len(refused) > 10 else ''}).")
+        checked = copy.copy(spec)
+        checked.devices = [d if d.get("error") else dict(d, error=f"{d['host']}: {reason}") for d in spec.devices]
+        return checked
+    return spec
 
 
 def ensure_fleet_groups(client, spec, check_mode=False):
@@ -689,7 +714,9 @@ def ensure_fleet(client, spec, workers=8, check_mode=False, diff=False, progress
         validate_policy_name(spec.policy_name)
     snapshot = groups = None
     if spec.registration == "api":
-        groups = ensure_fleet_groups(client, spec, check_mode=check_mode)
+        spec = fleet_thing_type_checked(client, spec)
+    if spec.registration == "api" and any(not d.get("error") for d in spec.devices):
+        groups = ensure_fleet_groups(client, spec, check_mode=check_mode)   # none made when every device failed
     if spec.registration == "api" and len(spec.devices) >= BULK_READ_MIN_DEVICES:
         snapshot = RegistrySnapshot(client, spec)   # a few pages instead of three reads per device
     result = _per_device(spec, workers, lambda d: ensure_device(client, spec, d, check_mode=check_mode,

@@ -166,7 +166,10 @@ options:
     description: The IoT policy to attach to every device certificate. Omit to attach none.
     type: str
   thing_type:
-    description: Thing type of every thing (must exist). Omit to leave the type alone.
+    description:
+      - Thing type of every thing. Omit to leave the type alone.
+      - It is checked once per run; when it does not exist or is deprecated, every device fails,
+        named by its host, before anything is written for it.
     type: str
   purge_attributes:
     description: Remove thing attributes that O(devices[].attributes) does not declare.

@@ -19,6 +19,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import en
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_thing_principal
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import ensure_certificate
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
@@ -594,3 +595,38 @@ def test_a_large_fleet_with_thing_groups_reads_memberships_in_pages(fleet, boto3
     assert "ListThingGroupsForThing" not in calls and calls["ListThingsInThingGroup"] == 1, calls
     assert calls["AddThingToThingGroup"] == 1 and counter.snapshot()["writes"] == 1
     assert _groups_of(boto3_iot, "pi-4") == ["iotfleet-managed", "site-a"]
+
+
+def test_the_thing_type_is_checked_once_per_run_and_a_bad_one_fails_every_device_before_any_write(
+        fleet, fleet_ca, boto3_iot, tmp_path):
+    client, counter, spec = fleet
+    ca_cert, ca_key = fleet_ca
+    pki = tmp_path / "pki"
+
+    def typed(n):
+        devices = validate_devices([dict(host=f"pi-{i}.lan", thing_name=f"pi-{i}") for i in range(n)])
+        return FleetSpec(devices, ca_cert, ca_key, str(pki), policy_name=POLICY, thing_type="sensor")
+
+    for check_mode in (True, False):
+        result = ensure_fleet(client, typed(3), check_mode=check_mode)
+        assert result["failed_devices"] == ["pi-0.lan", "pi-1.lan", "pi-2.lan"] and not result["changed"]
+        for device in result["devices"]:
+            assert device["msg"].startswith(f"{device['host']}: Thing type 'sensor' does not exist")
+            assert "pi-0.lan, pi-1.lan, pi-2.lan" in device["msg"]
+    assert not (pki / "devices").exists() and boto3_iot.list_things()["things"] == []
+    assert counter.snapshot()["calls"].get("DescribeThingType") == 2   # once per run
+    assert boto3_iot.list_certificates()["certificates"] == []
+
+    boto3_iot.create_thing_type(thingTypeName="sensor")
+    counter.reset()
+    result = ensure_fleet(client, typed(3))
+    assert result["failed_devices"] == [] and counter.snapshot()["calls"]["DescribeThingType"] == 1
+    assert {t["thingTypeName"] for t in boto3_iot.list_things()["things"]} == {"sensor"}
+
+    boto3_iot.deprecate_thing_type(thingTypeName="sensor")
+    result = ensure_fleet(client, typed(4))
+    assert result["failed_devices"] == ["pi-0.lan", "pi-1.lan", "pi-2.lan", "pi-3.lan"]
+    assert "deprecated" in result["devices"][3]["msg"] and not (pki / "devices" / "pi-3").exists()
+
+    with pytest.raises(IoTFleetError, match="Invalid thing type name"):
+        ensure_fleet(client, FleetSpec(typed(1).devices, ca_cert, ca_key, str(pki), thing_type="no spaces"))
