@@ -151,21 +151,11 @@ def _merged(desired, current):
     return after
 
 
-def ensure_provisioning_template(
-    client,
-    name,
-    template_body,
-    provisioning_role_arn,
-    template_type="FLEET_PROVISIONING",
-    enabled=True,
-    description=None,
-    pre_provisioning_hook=None,
-    check_mode=False,
-):
+def ensure_provisioning_template(client, name, template_body, provisioning_role_arn, check_mode=False, **options):
+    """Make the template ``name`` as declared; ``options`` (``template_type``, ``enabled``,
+    ``description``, ``pre_provisioning_hook``) as :func:`desired_template` takes them."""
     validate_template_name(name)
-    desired = desired_template(
-        template_body, provisioning_role_arn, template_type, enabled, description, pre_provisioning_hook
-    )
+    desired = desired_template(template_body, provisioning_role_arn, **options)
     described = client.get("describe_provisioning_template", templateName=name)
     if described is None:
         after = _merged(desired, None)
