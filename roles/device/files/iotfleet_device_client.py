@@ -399,14 +399,29 @@ def connect_failure(config, session, outcome, attempts, topic, started):
     return result(config, False, step, cause, detail.strip(), started, connect_attempts=attempts)
 
 
-def verify(config, topic, timeout, mqtt=None):
-    """Connect, subscribe to topic, publish a nonce on it and receive it back. Returns a result dict."""
+def connected_session(config, topic, timeout, mqtt=None):
+    """Start the clock and connect. Returns ``(session, attempts, started, failure)``: ``failure`` is
+    the result dict when the config or paho is unusable or the connect did not succeed (the session,
+    if any, closed), else None and the caller closes the session."""
     started = time.monotonic()
     try:
         mqtt = mqtt or import_paho(config.get("lib_dir", LIB_DIR))
         session, outcome, attempts = open_session(mqtt, config, started + float(timeout))
     except ClientError as exc:
-        return result(config, False, "config", CAUSES["config"], str(exc), started)
+        return None, 0, started, result(config, False, "config", CAUSES["config"], str(exc), started)
+    if outcome != "ok":
+        try:
+            return session, attempts, started, connect_failure(config, session, outcome, attempts, topic, started)
+        finally:
+            session.close()
+    return session, attempts, started, None
+
+
+def verify(config, topic, timeout, mqtt=None):
+    """Connect, subscribe to topic, publish a nonce on it and receive it back. Returns a result dict."""
+    session, attempts, started, failure = connected_session(config, topic, timeout, mqtt)
+    if failure is not None:
+        return failure
     nonce = secrets.token_hex(16)
     payload = json.dumps({"nonce": nonce, "thing_name": config["thing_name"]}).encode()
 
@@ -422,8 +437,6 @@ def verify(config, topic, timeout, mqtt=None):
         return result(config, False, step, cause, session.error_text.strip(), started, connect_attempts=attempts)
 
     try:
-        if outcome != "ok":
-            return connect_failure(config, session, outcome, attempts, topic, started)
         session.state = "subscribing"
         rc, _mid = session.client.subscribe(topic, qos=1)
         if code_value(rc) != 0:
@@ -452,15 +465,10 @@ def verify(config, topic, timeout, mqtt=None):
 
 def publish(config, topic, message, timeout=10.0, mqtt=None):
     """Publish one message with QoS 1 and wait for the PUBACK."""
-    started = time.monotonic()
+    session, attempts, started, failure = connected_session(config, topic, timeout, mqtt)
+    if failure is not None:
+        return failure
     try:
-        mqtt = mqtt or import_paho(config.get("lib_dir", LIB_DIR))
-        session, outcome, attempts = open_session(mqtt, config, started + float(timeout))
-    except ClientError as exc:
-        return result(config, False, "config", CAUSES["config"], str(exc), started)
-    try:
-        if outcome != "ok":
-            return connect_failure(config, session, outcome, attempts, topic, started)
         session.state = "publishing"
         info = session.client.publish(topic, message.encode(), qos=1)
         outcome = session.pump(lambda: info.mid in session.published)
