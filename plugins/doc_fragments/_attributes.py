@@ -39,3 +39,14 @@ attributes:
   idempotent:
     support: full
 """
+
+    # device-side modules (device_csr, device_bundle): list it BEFORE iotfleet.aws._attributes, so
+    # that its action_group (no membership) is the one kept when the two are merged
+    DEVICE_MODULE = r"""
+options: {}
+attributes:
+  action_group:
+    description: A device-side module, not an AWS one; it is not in the C(iotfleet.aws.iot) group.
+    support: none
+    membership: []
+"""

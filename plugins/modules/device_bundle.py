@@ -133,6 +133,7 @@ notes:
   - Run it with O(ignore:become) as root (C(become=true)) when the files belong to another user than the
     connecting one.
 extends_documentation_fragment:
+  - iotfleet.aws._attributes.DEVICE_MODULE
   - iotfleet.aws._attributes
 attributes:
   check_mode:
@@ -144,10 +145,6 @@ attributes:
         changes of all files; the private key only as V((hidden)).
   idempotent:
     support: full
-  action_group:
-    support: none
-    details:
-      - A device-side module, not an AWS one; it is not in the C(iotfleet.aws.iot) group.
 seealso:
   - module: iotfleet.aws.device_csr
 """

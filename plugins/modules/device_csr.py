@@ -53,6 +53,7 @@ options:
     type: raw
     default: '0750'
 extends_documentation_fragment:
+  - iotfleet.aws._attributes.DEVICE_MODULE
   - iotfleet.aws._attributes
 attributes:
   check_mode:
@@ -63,10 +64,6 @@ attributes:
     support: none
   idempotent:
     support: full
-  action_group:
-    support: none
-    details:
-      - A device-side module, not an AWS one; it is not in the C(iotfleet.aws.iot) group.
 requirements:
   - cryptography >= 3.0 (on the device)
 seealso:
