@@ -26,35 +26,25 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSp
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_device_identity
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
-from support.recorders import ApiCallCounter, Recorder, is_write_operation
-from support.iotcore import register_ca_certificate
+from support.fleet import POLICY
+from support.recorders import Recorder, is_write_operation
 
-POLICY = "fleet-device"
 FIRST_RUN = {"DescribeThing": 1, "RegisterCertificate": 1, "CreateThing": 1, "AttachPolicy": 1,
              "AttachThingPrincipal": 1, "AddThingToThingGroup": 1}   # + the managed group, once per run
 PER_RUN = ("DescribeThingGroup", "CreateThingGroup")   # the managed group, made sure of once per run
 RERUN = {"DescribeCertificate": 1, "DescribeThing": 1, "ListAttachedPolicies": 1, "ListPrincipalThings": 1}
 
 
-@pytest.fixture(scope="module")
-def fleet_ca():
-    return _x509.create_ca("Fleet CA")
-
-
 @pytest.fixture
-def fleet(boto3_iot, fleet_ca, tmp_path):
-    """A moto account with the fleet CA registered and the policy; a counted, retried client."""
-    ca_cert, ca_key = fleet_ca
-    register_ca_certificate(boto3_iot, ca_cert, ca_key)
-    boto3_iot.create_policy(policyName=POLICY, policyDocument='{"Version": "2012-10-17", "Statement": []}')
-    counter = ApiCallCounter().attach(boto3_iot)
-    client = IoTClient(boto3_iot, retry=retry_decorator(retries=6, delay=0.01, max_delay=0.05))
+def fleet(fleet_account):
+    """The account of ``fleet_account``; ``spec(n)``: n devices with an attribute each."""
+    account = fleet_account
 
     def spec(n, prefix="pi"):
         devices = validate_devices([dict(thing_name=f"{prefix}-{i}", attributes=dict(room=str(i))) for i in range(n)])
-        return FleetSpec(devices, ca_cert, ca_key, str(tmp_path / "pki"), policy_name=POLICY)
+        return FleetSpec(devices, account.ca_cert, account.ca_key, account.pki, policy_name=POLICY)
 
-    return client, counter, spec
+    return account.client, account.counter, spec
 
 
 def per_device(counter, n):

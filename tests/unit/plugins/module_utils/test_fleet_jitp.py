@@ -14,43 +14,29 @@ import os
 import pytest
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
-from support.recorders import ApiCallCounter
-from support.iotcore import register_ca_certificate
+from support.fleet import POLICY
 
-POLICY = "fleet-device"
 FIELDS = {"host", "thing_name", "changed", "changes", "failed", "certificate_path", "certificate_id",
           "certificate_arn", "thing_arn"}
 
 
-@pytest.fixture(scope="module")
-def fleet_ca():
-    return _x509.create_ca("Fleet CA")
-
-
 @pytest.fixture
-def fleet(boto3_iot, fleet_ca, tmp_path):
-    """The fleet CA registered, the policy made; a client whose every AWS call is counted."""
-    ca_cert, ca_key = fleet_ca
-    register_ca_certificate(boto3_iot, ca_cert, ca_key)
-    boto3_iot.create_policy(policyName=POLICY, policyDocument='{"Version": "2012-10-17", "Statement": []}')
-    counter = ApiCallCounter().attach(boto3_iot)
-    client = IoTClient(boto3_iot, retry=retry_decorator(retries=2, delay=0.01))
-    pki = str(tmp_path / "pki")
+def fleet(fleet_account):
+    """The account of ``fleet_account``; ``spec(n)``: n devices in registration jitp (by default)."""
+    account = fleet_account
 
     def spec(n, registration="jitp", key_mode="controller", names=None):
         names = names or [f"pi-{i}" for i in range(n)]
         devices = validate_devices([dict(thing_name=name, attributes=dict(room="r")) for name in names],
                                    registration=registration)
-        return FleetSpec(devices, ca_cert, ca_key, pki, policy_name=POLICY, key_mode=key_mode,
-                         registration=registration)
+        return FleetSpec(devices, account.ca_cert, account.ca_key, account.pki, policy_name=POLICY,
+                         key_mode=key_mode, registration=registration)
 
-    return client, counter, spec, pki
+    return account.client, account.counter, spec, account.pki
 
 
 def _calls(counter):

@@ -16,34 +16,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
-from support.iotcore import register_ca_certificate
-from support.recorders import ApiCallCounter
-
-POLICY = "fleet-device"
-
-
-@pytest.fixture(scope="module")
-def fleet_ca():
-    return _x509.create_ca("Fleet CA")
+from support.fleet import POLICY
 
 
 @pytest.fixture
-def fleet(boto3_iot, fleet_ca, tmp_path):
+def fleet(fleet_account):
     """Two devices provisioned with 20-day certificates; ``spec(**kw)`` builds the rotation spec
     (renewal within 30 days: both are due)."""
-    ca_cert, ca_key = fleet_ca
-    register_ca_certificate(boto3_iot, ca_cert, ca_key)
-    boto3_iot.create_policy(policyName=POLICY, policyDocument='{"Version": "2012-10-17", "Statement": []}')
-    counter = ApiCallCounter().attach(boto3_iot)
-    client = IoTClient(boto3_iot, retry=retry_decorator(retries=6, delay=0.01, max_delay=0.05))
-    pki = str(tmp_path / "pki")
+    client, counter, ca_cert, ca_key, pki = fleet_account
 
     def spec(renew_before_days=30, **kwargs):
         devices = validate_devices([dict(thing_name=f"pi-{i}", host=f"pi{i}.lan") for i in range(2)])
@@ -217,11 +202,8 @@ def _csr(thing):
     return key, _x509.csr_pem(csr)
 
 
-def test_key_mode_device_waits_for_the_device_csr(boto3_iot, fleet_ca, tmp_path):
-    ca_cert, ca_key = fleet_ca
-    register_ca_certificate(boto3_iot, ca_cert, ca_key)
-    client = IoTClient(boto3_iot, retry=retry_decorator(retries=6, delay=0.01, max_delay=0.05))
-    pki = str(tmp_path / "pki")
+def test_key_mode_device_waits_for_the_device_csr(fleet_account):
+    client, ca_cert, ca_key, pki = fleet_account.client, fleet_account.ca_cert, fleet_account.ca_key, fleet_account.pki
     os.makedirs(os.path.join(pki, "devices", "pi-0"))
     with open(os.path.join(pki, "devices", "pi-0", "device.csr"), "w") as f:
         f.write(_csr("pi-0")[1])
