@@ -125,6 +125,17 @@ def attribute_changes(desired, current, purge=False):
     return changes
 
 
+def attribute_update(desired, current, purge, limit, what):
+    """``(changes, final)``: the :func:`attribute_changes` of an update and the attributes after it.
+    Raises IoTFleetError when more than ``limit`` would remain (``what`` names the owner)."""
+    changes = attribute_changes(desired, current, purge)
+    final = apply_attribute_changes(current, changes)
+    if len(final) > limit:
+        raise IoTFleetError(f"{what} would have {len(final)} attributes; AWS IoT allows at most {limit} "
+                            "(set purge_attributes to remove undeclared ones).")
+    return changes, final
+
+
 def apply_attribute_changes(current, changes):
     """The attributes after a merge of ``changes`` into ``current``."""
     result = dict(current or {})
@@ -215,13 +226,8 @@ def ensure_thing(
         )
 
     before = thing_facts(current)
-    changes = attribute_changes(desired_attributes, before["attributes"], purge_attributes)
-    final_attributes = apply_attribute_changes(before["attributes"], changes)
-    if len(final_attributes) > MAX_ATTRIBUTES:
-        raise IoTFleetError(
-            f"Thing {thing_name!r} would have {len(final_attributes)} attributes; AWS IoT allows at most "
-            f"{MAX_ATTRIBUTES} (set purge_attributes to remove undeclared ones)."
-        )
+    changes, final_attributes = attribute_update(desired_attributes, before["attributes"], purge_attributes,
+                                                 MAX_ATTRIBUTES, f"Thing {thing_name!r}")
     kwargs = {}
     final_type = before["thing_type"]
     if thing_type is not None and (thing_type or None) != before["thing_type"]:

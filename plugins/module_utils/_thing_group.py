@@ -30,8 +30,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
 from ansible_collections.iotfleet.aws.plugins.module_utils._resource import Outcome
-from ansible_collections.iotfleet.aws.plugins.module_utils._thing import apply_attribute_changes
-from ansible_collections.iotfleet.aws.plugins.module_utils._thing import attribute_changes
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing import attribute_update
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import normalize_attributes
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing_type import validate_description
 
@@ -253,13 +252,8 @@ def ensure_thing_group(
             current_parent=before["parent_group"],
         )
 
-    changes = attribute_changes(desired_attributes, before["attributes"], purge_attributes)
-    final_attributes = apply_attribute_changes(before["attributes"], changes)
-    if len(final_attributes) > MAX_GROUP_ATTRIBUTES:
-        raise IoTFleetError(
-            f"Thing group {thing_group_name!r} would have {len(final_attributes)} attributes; AWS IoT allows at "
-            f"most {MAX_GROUP_ATTRIBUTES} (set purge_attributes to remove undeclared ones)."
-        )
+    changes, final_attributes = attribute_update(desired_attributes, before["attributes"], purge_attributes,
+                                                 MAX_GROUP_ATTRIBUTES, f"Thing group {thing_group_name!r}")
     after = dict(before, attributes=final_attributes)
     changed = bool(changes)
     if description is not None and (description or None) != before["description"]:
