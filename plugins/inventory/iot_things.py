@@ -216,13 +216,14 @@ from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInv
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import DEFAULT_RATE_LIMITS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import error_code
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ATTRIBUTE_NAME_RE
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import ATTRIBUTE_VALUE_RE
-from ansible_collections.iotfleet.aws.plugins.module_utils._thing import THING_GROUP_RE
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import THING_TYPE_RE
 from ansible_collections.iotfleet.aws.plugins.module_utils._thing import attribute_value
+from ansible_collections.iotfleet.aws.plugins.module_utils._thing import validate_thing_groups
 
 PAGE_SIZE = 250  # ListThings, ListThingsInThingGroup, ListThingGroupsForThing, ListThingPrincipals
 SEARCH_PAGE_SIZE = 100  # SearchIndex
@@ -259,15 +260,10 @@ def normalize_filters(thing_type, attributes, thing_groups):
                 r"from [a-zA-Z0-9_.,@/:#=[]-]."
             )
         pairs.append((name, text))
-    groups = []
-    for group in thing_groups or []:
-        if not isinstance(group, str) or not THING_GROUP_RE.match(group):
-            raise IoTInventoryError(
-                f"Invalid thing group name {group!r} in thing_groups: AWS IoT allows 1-128 characters from "
-                "[a-zA-Z0-9:_-]."
-            )
-        if group not in groups:
-            groups.append(group)
+    try:
+        groups = validate_thing_groups(thing_groups or [])
+    except IoTFleetError as e:
+        raise IoTInventoryError(f"In thing_groups: {e.message}") from None
     return thing_type, pairs, groups
 
 
