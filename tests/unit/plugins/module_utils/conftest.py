@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
-from support.fleet import POLICY
+from support.unit import POLICY
 from support.iotcore import register_ca_certificate
 from support.recorders import ApiCallCounter
 
@@ -26,7 +26,7 @@ def fleet_ca():
 
 @pytest.fixture
 def fleet_account(boto3_iot, fleet_ca, tmp_path):
-    """The fleet CA registered and the policy ``support.fleet.POLICY`` made in an empty stand-in
+    """The fleet CA registered and the policy ``support.unit.POLICY`` made in an empty stand-in
     account; an IoTClient with quick retries whose AWS calls an ApiCallCounter counts (botocore
     event hooks); ``pki``: ``<tmp_path>/pki``."""
     ca_cert, ca_key = fleet_ca

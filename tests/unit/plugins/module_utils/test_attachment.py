@@ -14,6 +14,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import th
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import validate_certificate_arn
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import validate_target_arn
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from support.unit import four_runs
 
 CERT_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 CERT_ARN = f"arn:aws:iot:eu-west-1:123456789012:cert/{CERT_ID}"
@@ -100,12 +101,7 @@ def principal_things(boto3_iot, arn):
 
 def test_thing_principal_four_runs(iot_client, boto3_iot, cert_arn):
     boto3_iot.create_thing(thingName="t1")
-    results = [
-        ensure_thing_principal(iot_client, "t1", cert_arn, check_mode=True),
-        ensure_thing_principal(iot_client, "t1", cert_arn),
-        ensure_thing_principal(iot_client, "t1", cert_arn, check_mode=True),
-        ensure_thing_principal(iot_client, "t1", cert_arn),
-    ]
+    results = four_runs(ensure_thing_principal, iot_client, "t1", cert_arn)
     assert [r.changed for r in results] == [True, True, False, False]
     assert results[1].before["attached"] is False and results[1].after["attached"] is True
     assert results[1].values == dict(thing_name="t1", principal=cert_arn, attached=True)
@@ -174,12 +170,7 @@ def test_policy_attachment_four_runs(iot_client, boto3_iot, cert_arn, kind):
     target = cert_arn if kind == "cert" else boto3_iot.create_thing_group(thingGroupName="g1")["thingGroupArn"]
     boto3_iot.attach_policy(policyName="other", target=target)
 
-    results = [
-        ensure_policy_attachment(iot_client, "p1", target, check_mode=True),
-        ensure_policy_attachment(iot_client, "p1", target),
-        ensure_policy_attachment(iot_client, "p1", target, check_mode=True),
-        ensure_policy_attachment(iot_client, "p1", target),
-    ]
+    results = four_runs(ensure_policy_attachment, iot_client, "p1", target)
     assert [r.changed for r in results] == [True, True, False, False]
     assert results[1].before["attached"] is False and results[1].after["attached"] is True
     assert sorted(attached(boto3_iot, target)) == ["other", "p1"]

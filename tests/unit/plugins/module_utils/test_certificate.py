@@ -7,7 +7,6 @@ client counts the calls; no mocks).
 """
 
 import datetime
-import threading
 
 import pytest
 
@@ -17,6 +16,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from support.iotcore import register_ca_certificate
 from support.recorders import CERTIFICATE_WRITES, Recorder
+from support.unit import run_in_threads
 
 UTC = datetime.timezone.utc
 POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}'
@@ -200,20 +200,12 @@ def test_by_id(ca, rec, boto3_iot):
 def test_concurrent_registration_of_the_same_certificate(ca, iot_client, boto3_iot):
     """Threads racing on one certificate: exactly one registers, none fails."""
     device = _device(ca)
-    outcomes, errors = [], []
+    outcomes = []
 
-    def work():
-        try:
-            outcomes.append(certs.ensure_certificate(iot_client, cert=device))
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
+    def work(_thread):
+        outcomes.append(certs.ensure_certificate(iot_client, cert=device))
 
-    threads = [threading.Thread(target=work) for _i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_in_threads(work, 6) == []
     assert _status(boto3_iot, _x509.certificate_id(device)) == "ACTIVE"
     assert len(boto3_iot.list_certificates()["certificates"]) == 1
 

@@ -26,7 +26,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSp
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_device_identity
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
-from support.fleet import POLICY
+from support.unit import POLICY
 from support.recorders import Recorder, is_write_operation
 
 FIRST_RUN = {"DescribeThing": 1, "RegisterCertificate": 1, "CreateThing": 1, "AttachPolicy": 1,

@@ -18,7 +18,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFle
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
-from support.fleet import POLICY
+from support.unit import POLICY
 
 FIELDS = {"host", "thing_name", "changed", "changes", "failed", "certificate_path", "certificate_id",
           "certificate_arn", "thing_arn"}

@@ -21,7 +21,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSp
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
-from support.fleet import POLICY
+from support.unit import POLICY
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
+from support.unit import run_in_threads
 
 
 class FakeClock:
@@ -117,17 +118,13 @@ def test_threads_share_one_schedule_fake_clock():
     waits = []
     lock = threading.Lock()
 
-    def work():
+    def work(_thread):
         for _i in range(25):
             w = rl.reserve("CreateThing")
             with lock:
                 waits.append(w)
 
-    threads = [threading.Thread(target=work) for _i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_in_threads(work, 8) == []
     assert sorted(waits) == pytest.approx([i * 0.05 for i in range(200)])
 
 
@@ -138,17 +135,13 @@ def test_threads_real_time_never_exceed_the_cap():
     sent = []
     lock = threading.Lock()
 
-    def work():
+    def work(_thread):
         for _i in range(total // 8):
             rl.acquire("CreateThing")
             with lock:
                 sent.append(time.monotonic())
 
-    threads = [threading.Thread(target=work) for _i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_in_threads(work, 8) == []
     sent.sort()
     assert len(sent) == total
     achieved = (total - 1) / (sent[-1] - sent[0])

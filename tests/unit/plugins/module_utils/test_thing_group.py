@@ -13,6 +13,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _thing_group a
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from support.iotcore import enable_fleet_indexing
 from support.recorders import CountingClient, NoCalls
+from support.unit import four_runs
 
 ARN = "arn:aws:iot:us-east-1:123456789012:thinggroup/"
 
@@ -26,11 +27,6 @@ def stored_attributes(boto3_iot, name):
     props = described(boto3_iot, name).get("thingGroupProperties") or {}
     attributes = (props.get("attributePayload") or {}).get("attributes") or {}
     return {k: v for k, v in attributes.items() if v != ""}
-
-
-def four_runs(func, *args, **kwargs):
-    """check mode, real, real again, check mode again: the outcomes."""
-    return [func(*args, check_mode=check_mode, **kwargs) for check_mode in (True, False, False, True)]
 
 
 # --- pure helpers -----------------------------------------------------------------------------

@@ -13,13 +13,9 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _thing_type as
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from support.iotcore import wait_thing_type_deletable
 from support.recorders import CountingClient, NoCalls
+from support.unit import four_runs
 
 ARN = "arn:aws:iot:us-east-1:123456789012:thingtype/"
-
-
-def four_runs(func, *args, **kwargs):
-    """check mode, real, real again, check mode again: the outcomes."""
-    return [func(*args, check_mode=check_mode, **kwargs) for check_mode in (True, False, False, True)]
 
 
 def described(boto3_iot, name):

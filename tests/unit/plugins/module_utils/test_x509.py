@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from support.unit import run_in_threads
 
 UTC = datetime.timezone.utc
 
@@ -342,10 +343,6 @@ def test_thread_safe_issuing(ca):
         with lock:
             results.append(cert)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_in_threads(work, 16) == []
     assert len({_x509.certificate_id(c) for c in results}) == 16
     assert all(_x509.is_issued_by(c, ca[0]) for c in results)
