@@ -246,12 +246,9 @@ def run_playbook(work, core_url, lab, n, inventory_dir, tag, workers, progress_e
 # ---------------------------------------------------------------------------------------------- JITP
 def device_client_constants():
     """The device client's own JITP retry schedule (roles/device/files/iotfleet_device_client.py)."""
-    import importlib.util
+    from tests.support.imports import load_device_client
 
-    spec = importlib.util.spec_from_file_location(
-        "iotfleet_device_client_bench", os.path.join(ROOT, "roles", "device", "files", "iotfleet_device_client.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_device_client("iotfleet_device_client_bench")
     return module.RETRY_FIRST_DELAY, module.RETRY_MAX_DELAY
 
 

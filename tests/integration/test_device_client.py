@@ -11,7 +11,6 @@ endpoint name and 127.0.0.1 only, so "localhost" is a wrong endpoint name that s
 One stand-in per module (per xdist worker), emptied between tests.
 """
 
-import importlib.util
 import json
 import os
 import socket
@@ -20,6 +19,7 @@ import sys
 
 import pytest
 
+from support.imports import DEVICE_CLIENT, load_device_client
 from support.iotcore import fleet_policy, missing_tools
 from support.procs import free_port
 
@@ -29,20 +29,11 @@ pytestmark = [
                        " (lab/host-setup.sh)"),
 ]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLIENT = os.path.join(ROOT, "roles", "device", "files", "iotfleet_device_client.py")
 THING = "pi-zero-1"
 POLICY = "iotfleet-device"
 
 
-def _load_client():
-    spec = importlib.util.spec_from_file_location("iotfleet_device_client_it", CLIENT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-dc = _load_client()
+dc = load_device_client("iotfleet_device_client_it")
 
 
 def _debian_python_with_paho1():
@@ -88,7 +79,7 @@ def config_for(core, device, **overrides):
 def cli(python, config, tmp_path, *args):
     path = tmp_path / ("client-%d.json" % len(list(tmp_path.glob("client-*.json"))))
     path.write_text(json.dumps(config), encoding="utf-8")
-    out = subprocess.run([python, CLIENT, "--config", str(path), *args],
+    out = subprocess.run([python, DEVICE_CLIENT, "--config", str(path), *args],
                          capture_output=True, text=True, timeout=60, check=False)
     return out.returncode, [json.loads(line) for line in out.stdout.strip().splitlines()], out
 

@@ -9,9 +9,7 @@ connection after PUBLISH as AWS IoT does for an unauthorised topic) are covered 
 broker cases are in tests/integration/test_device_client.py.
 """
 
-import importlib.util
 import json
-import os
 import ssl
 import sys
 import types
@@ -19,18 +17,9 @@ import zipfile
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-CLIENT = os.path.join(ROOT, "roles", "device", "files", "iotfleet_device_client.py")
+from support.imports import load_device_client
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("iotfleet_device_client_ut", CLIENT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-dc = _load()
+dc = load_device_client("iotfleet_device_client_ut")
 
 BASE = {
     "host": "example-ats.iot.eu-west-1.amazonaws.com",
