@@ -181,6 +181,18 @@ def device_dir(pki_dir, thing_name):
     return os.path.join(pki_dir, "devices", thing_name)
 
 
+def held_certificate_id(pki_dir, thing_name):
+    """The id of the certificate the controller holds for the thing, or None (no file, or a
+    damaged one: it names no certificate, and provision replaces it)."""
+    pem = read_optional(os.path.join(device_dir(pki_dir, thing_name), CERTIFICATE_FILE))
+    if pem is None:
+        return None
+    try:
+        return _x509.certificate_id(_x509.load_certificate(pem, what="device certificate"))
+    except IoTFleetError:
+        return None
+
+
 def _usable_certificate(cert_pem, spec, thing_name, public_key):
     """The existing certificate, if it can stay; else None."""
     if cert_pem is None:
@@ -596,12 +608,8 @@ def retire_device(client, spec, device, check_mode=False):
                   retired_certificates=[], thing_deleted=False, archived_to=None)
     directory = device_dir(spec.pki_dir, thing_name)
     ids = {arn.rsplit("/", 1)[-1] for arn in client.paginate("list_thing_principals", "principals", thingName=thing_name)}
-    local = read_optional(os.path.join(directory, CERTIFICATE_FILE))
-    if local is not None:
-        try:
-            ids.add(_x509.certificate_id(_x509.load_certificate(local, what="device certificate")))
-        except IoTFleetError:
-            pass   # a damaged file names no certificate: the thing's principals still do
+    ids.add(held_certificate_id(spec.pki_dir, thing_name))   # a damaged file names none: the principals still do
+    ids.discard(None)
     for cert_id in sorted(ids):
         if _retire_certificate(client, spec, cert_id, check_mode):
             result["retired_certificates"].append(cert_id)
@@ -665,15 +673,7 @@ def fleet_drift(client, spec, inventory, prune=False, workers=8, check_mode=Fals
                               maxResults=250)
     # a deleted thing can still be listed as a member for a while (the stand-in keeps it for good)
     orphan_things = sorted(t for t in set(managed) - known if client.get("describe_thing", thingName=t) is not None)
-    held = set()
-    for name in known:
-        pem = read_optional(os.path.join(device_dir(spec.pki_dir, name), CERTIFICATE_FILE))
-        if pem is None:
-            continue
-        try:
-            held.add(_x509.certificate_id(_x509.load_certificate(pem, what="device certificate")))
-        except IoTFleetError:
-            pass   # a damaged file holds no certificate: provision replaces it
+    held = {held_certificate_id(spec.pki_dir, name) for name in known}
     orphan_certificates = []
     for item in client.paginate("list_certificates_by_ca", "certificates",
                                 caCertificateId=_x509.certificate_id(spec.ca_cert), pageSize=250):
