@@ -65,7 +65,6 @@ def ensure_certificate(
     certificate_id=None,
     now=None,
     predict_arn=False,
-    current=None,
     known_new=False,
 ):
     """Make the device certificate registered with ``status`` (default ACTIVE for a new one).
@@ -74,7 +73,10 @@ def ensure_certificate(
     passes objects); the CA as ``ca_certificate_pem`` or ``ca_cert`` (then the certificate must
     chain to it and is registered with it), or neither (registered without a CA). With only
     ``certificate_id`` an existing certificate's status is managed (it cannot be registered).
-    ``status=None`` leaves an existing certificate's status alone.
+    ``status=None`` leaves an existing certificate's status alone. ``known_new``: the caller knows
+    the certificate is not registered (it issued it in this run: its id, the SHA-256 of its DER, is
+    new), so no describe is made; should it be registered after all, the refused registration is
+    read back and converged.
 
     One describe, at most one write. Returns an Outcome with certificate_id, certificate_arn,
     status and ca_certificate_id. In check mode a certificate still to be registered has the
@@ -95,8 +97,7 @@ def ensure_certificate(
         certificate_id = local_id
     ca_id = _x509.certificate_id(ca_cert) if ca_cert is not None else None
 
-    if current is None and not known_new:
-        current = client.get("describe_certificate", certificateId=certificate_id)
+    current = None if known_new else client.get("describe_certificate", certificateId=certificate_id)
     if current is None:
         if cert is None:
             raise IoTFleetError(
