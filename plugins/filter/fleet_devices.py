@@ -12,7 +12,8 @@ description:
   - Turns the hosts of the device group into the O(iotfleet.aws.iot_fleet#module:devices) list,
     one entry per host, in inventory order, in one pass (linear in the number of hosts).
   - The thing name is the host's C(iotfleet_thing_name), else the inventory name mapped by
-    P(iotfleet.aws.thing_name#filter) (the rule of that filter with its O(iotfleet.aws.thing_name#filter:hostvars)); the attributes are C(iotfleet_thing_attributes) (default
+    P(iotfleet.aws.thing_name#filter) (the rule of that filter with its
+    O(iotfleet.aws.thing_name#filter:hostvars)); the attributes are C(iotfleet_thing_attributes) (default
     V({})), passed on unchecked (C(iot_fleet) fails a host with bad attributes alone, by name);
     C(reactivate) is C(iotfleet_reactivate) as the C(bool) filter reads it.
   - When the preparation play ran (O(prepare_ran)), only the hosts it prepared (C(device_prepared))
