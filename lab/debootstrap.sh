@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # lab/debootstrap.sh — sourced by lab/image.sh (the Pi Zero image) and scripts/ee-base-image.sh (the
 # execution environment's base): a podman image from a Debian root filesystem made by debootstrap.
-# The caller sets PROG (its name in messages), IMAGE and FORCE (1: rebuild), then calls, in order:
+# The caller sets PROG (its name in messages) and IMAGE, then calls, in order:
 #
+#   debootstrap_args HELP_LINES "$@"          --force (FORCE=1: rebuild), -h/--help (the caller's
+#                                             header lines HELP_LINES, e.g. 2,15)
 #   debootstrap_preflight                     root, debootstrap and podman (lab/host-setup.sh)
 #   debootstrap_lock_or_cached LOCKFILE       one build at a time; exits 0 when IMAGE exists (FORCE=0)
 #   debootstrap_root ARCH SUITE INCLUDE NAME  minbase + INCLUDE into ROOT (/var/tmp/NAME.XXXXXX),
@@ -12,6 +14,18 @@
 
 log() { printf '%s: %s\n' "$PROG" "$*"; }
 die() { printf '%s: ERROR: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+debootstrap_args() {
+  local help=$1
+  shift
+  FORCE=0
+  case "${1:-}" in
+    --force) FORCE=1 ;;
+    "") ;;
+    -h|--help) sed -n "${help}p" "$0"; exit 0 ;;
+    *) echo "$PROG: unknown argument: $1" >&2; exit 2 ;;
+  esac
+}
 
 debootstrap_preflight() {
   [[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, podman import)"

@@ -17,18 +17,11 @@ set -euo pipefail
 IMAGE=${LAB_IMAGE:-localhost/iotfleet-pizero:bookworm}
 SUITE=bookworm
 INCLUDE=openssh-server,python3,python3-apt,sudo,ca-certificates
-FORCE=0
-case "${1:-}" in
-  --force) FORCE=1 ;;
-  "") ;;
-  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-  *) echo "image.sh: unknown argument: $1" >&2; exit 2 ;;
-esac
-
 PROG=image.sh
 # shellcheck source=lab/debootstrap.sh
 . "$(dirname "$0")/debootstrap.sh"
 
+debootstrap_args 2,14 "$@"
 debootstrap_preflight
 grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-arm 2>/dev/null \
   || die "qemu-arm binfmt not registered: run lab/host-setup.sh"

@@ -16,18 +16,11 @@ set -euo pipefail
 SUITE=${EE_BASE_SUITE:-bookworm}
 IMAGE=${EE_BASE_IMAGE:-localhost/iotfleet-ee-base:$SUITE}
 INCLUDE=python3,python3-pip,python3-venv,ca-certificates
-FORCE=0
-case "${1:-}" in
-  --force) FORCE=1 ;;
-  "") ;;
-  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-  *) echo "ee-base-image.sh: unknown argument: $1" >&2; exit 2 ;;
-esac
-
 PROG=ee-base-image.sh
 # shellcheck source=lab/debootstrap.sh
 . "$(dirname "$0")/../lab/debootstrap.sh"
 
+debootstrap_args 2,13 "$@"
 debootstrap_preflight
 debootstrap_lock_or_cached /var/lock/iotfleet-ee-base-image.lock
 debootstrap_root amd64 "$SUITE" "$INCLUDE" iotfleet-ee-rootfs

@@ -110,3 +110,15 @@ def test_a_cached_image_is_not_built_again(fakes, script):
     assert "exists (cached); use --force to rebuild" in proc.stdout
     assert proc.stdout.startswith(script.name + ": ")
     assert not (log / "debootstrap.args").exists()
+
+
+@pytest.mark.parametrize("script, last_help_line", [(EE_BASE, "Needs root."), (LAB_IMAGE, "Needs root and lab/host-setup.sh.")],
+                         ids=["ee-base-image.sh", "image.sh"])
+def test_arguments(fakes, script, last_help_line):
+    env, log = fakes
+    helped = subprocess.run([str(script), "--help"], env=env, capture_output=True, text=True, check=False)
+    assert helped.returncode == 0 and helped.stdout.startswith(f"# {script.parent.name}/{script.name}")
+    assert helped.stdout.rstrip().endswith(last_help_line)
+    bad = subprocess.run([str(script), "--bogus"], env=env, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and bad.stderr == f"{script.name}: unknown argument: --bogus\n"
+    assert not (log / "podman.args").exists()
