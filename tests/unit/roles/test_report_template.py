@@ -6,10 +6,9 @@ certificate from the registry step's result (registry_fleet_by_host), a Pi the s
 from the fleet's thing name rule (iotfleet_thing_name, templated, else the mapped inventory name)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from support.procs import ansible_playbook
 
 REPORT = Path(__file__).resolve().parents[3] / "playbooks" / "templates" / "report.j2"
 
@@ -46,15 +45,8 @@ PLAYBOOK = """\
 
 
 def test_registered_and_unlisted_pis(tmp_path):
-    (tmp_path / "pis.ini").write_text(INVENTORY)
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
     out = tmp_path / "report.json"
-    env = dict(os.environ, ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_NOCOLOR="1")
-    run = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(tmp_path / "pis.ini"),
-         str(tmp_path / "play.yml"), "-c", "local",
-         "-e", json.dumps({"out": str(out), "report": str(REPORT), "ansible_python_interpreter": sys.executable})],
-        capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    run = ansible_playbook(tmp_path, PLAYBOOK, {"pis.ini": INVENTORY}, {"out": str(out), "report": str(REPORT)}, "-c", "local")
     assert run.returncode == 0, run.stdout + run.stderr
     by_host = {e["host"]: e for e in json.loads(out.read_text())}
     assert by_host["pi-1.lan"]["thing_name"] == "registered-1"

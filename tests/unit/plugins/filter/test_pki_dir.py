@@ -10,12 +10,10 @@ both sides, also for a Pi listed in a second inventory source.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from support.procs import ansible_playbook
 
 from ansible_collections.iotfleet.aws.plugins.filter.pki_dir import FilterModule
 from ansible_collections.iotfleet.aws.plugins.filter.pki_dir import pki_dir
@@ -63,19 +61,10 @@ PLAYBOOK = """\
 @pytest.mark.parametrize("extra", [{}, {"iotfleet_pki_dir": "/elsewhere/pki"}])
 def test_the_same_directory_as_the_expressions_it_replaced(tmp_path, extra):
     main, second = tmp_path / "inventory", tmp_path / "more"
-    main.mkdir()
-    second.mkdir()
-    (main / "pis.ini").write_text("[pis]\npi-1\npi-2\n")
-    (second / "late.ini").write_text("[pis]\npi-late\n")
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
     out = tmp_path / "out"
     out.mkdir()
-    env = dict(os.environ, ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_NOCOLOR="1")
-    run = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(main / "pis.ini"),
-         "-i", str(second / "late.ini"), str(tmp_path / "play.yml"), "-c", "local",
-         "-e", json.dumps(dict(extra, out=str(out), ansible_python_interpreter=sys.executable))],
-        capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    inventories = {"inventory/pis.ini": "[pis]\npi-1\npi-2\n", "more/late.ini": "[pis]\npi-late\n"}
+    run = ansible_playbook(tmp_path, PLAYBOOK, inventories, dict(extra, out=str(out)), "-c", "local")
     assert run.returncode == 0, run.stdout + run.stderr
     seen = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert sorted(seen) == ["localhost", "pi-1", "pi-2", "pi-late"]
