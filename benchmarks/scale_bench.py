@@ -49,7 +49,7 @@ for path in (ROOT, HERE):
         sys.path.insert(0, path)
 
 from fleet_bench import PROXY, REGION, Child, Lab, ansible_env, http_json  # noqa: E402
-from tests.support.iotcore import IoTCore  # noqa: E402
+from tests.support.iotcore import IoTCore, module_defaults  # noqa: E402
 from tests.support.recorders import is_write_operation  # noqa: E402
 
 REPORT_TEMPLATE = os.path.join(ROOT, "playbooks", "templates", "report.j2")
@@ -61,12 +61,7 @@ PLAYBOOK = """- name: The cloud side of provision.yml for {n} hosts (never conta
   hosts: localhost
   connection: local
   gather_facts: false
-  module_defaults:
-    group/iotfleet.aws.iot:
-      endpoint_url: "{endpoint}"
-      region: {region}
-      access_key: testing
-      secret_key: testing
+{module_defaults}
   vars:
     ansible_python_interpreter: "{python}"
     ca_certificate_path: "{ca_pem}"
@@ -197,8 +192,8 @@ def run_playbook(work, core_url, lab, n, inventory_dir, tag, workers, progress_e
                  server_pid=None):
     play = os.path.join(work, f"scale-{tag}.yml")
     with open(play, "w") as f:
-        f.write(PLAYBOOK.format(n=n, endpoint=core_url, region=REGION, python=sys.executable, ca_pem=lab.ca_pem_path,
-                                ca_key=lab.ca_key_path, policy=policy,
+        f.write(PLAYBOOK.format(n=n, module_defaults=module_defaults(core_url, region=REGION), python=sys.executable,
+                                ca_pem=lab.ca_pem_path, ca_key=lab.ca_key_path, policy=policy,
                                 rates=json.dumps({op: 0 for op in ("RegisterCertificate", "CreateThing",
                                                                    "AttachPolicy", "AttachThingPrincipal",
                                                                    "DescribeThing", "DescribeCertificate",

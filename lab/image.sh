@@ -17,50 +17,16 @@ set -euo pipefail
 IMAGE=${LAB_IMAGE:-localhost/iotfleet-pizero:bookworm}
 SUITE=bookworm
 INCLUDE=openssh-server,python3,python3-apt,sudo,ca-certificates
-FORCE=0
-case "${1:-}" in
-  --force) FORCE=1 ;;
-  "") ;;
-  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-  *) echo "image.sh: unknown argument: $1" >&2; exit 2 ;;
-esac
+PROG=image.sh
+# shellcheck source=lab/debootstrap.sh
+. "$(dirname "$0")/debootstrap.sh"
 
-log() { printf 'image.sh: %s\n' "$*"; }
-die() { printf 'image.sh: ERROR: %s\n' "$*" >&2; exit 1; }
-
-[[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, podman import)"
-command -v debootstrap >/dev/null || die "debootstrap missing: run lab/host-setup.sh"
-command -v podman >/dev/null || die "podman missing: run lab/host-setup.sh"
+debootstrap_args 2,14 "$@"
+debootstrap_preflight
 grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-arm 2>/dev/null \
   || die "qemu-arm binfmt not registered: run lab/host-setup.sh"
-
-# Serialise concurrent builds (parallel test runs); the second one finds the image cached.
-exec 9>/var/lock/iotfleet-lab-image.lock
-flock 9
-
-if [[ $FORCE -eq 0 ]] && podman image exists "$IMAGE"; then
-  log "$IMAGE exists (cached); use --force to rebuild"
-  exit 0
-fi
-
-t0=$(date +%s)
-ROOT=$(mktemp -d /var/tmp/iotfleet-pizero-rootfs.XXXXXX)
-cleanup() {
-  # debootstrap may leave proc/sys/dev mounts behind on failure: never rm through them.
-  local m
-  for m in $(findmnt -rn -o TARGET | grep -F "$ROOT" | sort -r); do
-    umount -l "$m" 2>/dev/null || true
-  done
-  rm -rf --one-file-system "$ROOT"
-}
-trap cleanup EXIT
-
-log "debootstrap $SUITE armel (minbase + $INCLUDE) into $ROOT ..."
-debootstrap --arch=armel --variant=minbase --include="$INCLUDE" "$SUITE" "$ROOT" \
-  >"$ROOT.debootstrap.log" 2>&1 || { tail -30 "$ROOT.debootstrap.log" >&2; rm -f "$ROOT.debootstrap.log"; die "debootstrap failed"; }
-rm -f "$ROOT.debootstrap.log"
-t1=$(date +%s)
-log "debootstrap took $((t1 - t0)) s"
+debootstrap_lock_or_cached /var/lock/iotfleet-lab-image.lock
+debootstrap_root armel "$SUITE" "$INCLUDE" iotfleet-pizero-rootfs
 
 # --- configure the root filesystem ------------------------------------------------
 in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin QEMU_CPU=arm1176 "$@"; }
@@ -124,15 +90,8 @@ rm -f "$ROOT"/var/cache/apt/archives/*.deb
 rm -rf "$ROOT"/var/log/* "$ROOT"/tmp/* "$ROOT"/var/tmp/*
 : >"$ROOT/etc/machine-id"
 
-t2=$(date +%s)
-log "importing as $IMAGE ..."
-tar -C "$ROOT" -c . | podman import \
+debootstrap_import "iotfleet.aws lab Pi Zero (Debian $SUITE armel)" \
   --change 'ENV QEMU_CPU=arm1176' \
   --change 'ENV LANG=C.UTF-8' \
   --change 'EXPOSE 22' \
-  --change 'CMD ["/usr/local/sbin/lab-sshd"]' \
-  --message "iotfleet.aws lab Pi Zero (Debian $SUITE armel)" \
-  --quiet - "$IMAGE" >/dev/null
-t3=$(date +%s)
-log "import took $((t3 - t2)) s; total $((t3 - t0)) s"
-podman image ls "$IMAGE"
+  --change 'CMD ["/usr/local/sbin/lab-sshd"]'

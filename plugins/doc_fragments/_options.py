@@ -83,3 +83,36 @@ options:
     type: bool
     default: false
 """
+
+    # the fleet's CA, controller PKI directory, managed thing group, retirement and threads
+    # (iot_fleet, iot_fleet_drift)
+    FLEET = r"""
+options:
+  ca_certificate:
+    description:
+      - Path on the controller to the fleet CA certificate (PEM).
+    type: path
+  pki_dir:
+    description:
+      - Directory on the controller with the per-device files (C(devices/<thing name>/)); what is
+        retired moves to C(retired/<thing name>-<UTC time>/) under it, the private key destroyed.
+    type: path
+    required: true
+  managed_thing_group:
+    description:
+      - The static thing group that marks the things this collection created
+        (M(iotfleet.aws.iot_fleet) makes every thing it creates join it).
+    type: str
+    default: iotfleet-managed
+  retire_certificates:
+    description:
+      - How a retired certificate ends - V(delete) removes it from AWS IoT; V(revoke) keeps it
+        registered as REVOKED (detached from everything), for audit.
+    type: str
+    choices: [delete, revoke]
+    default: delete
+  workers:
+    description: Threads that work on devices at once.
+    type: int
+    default: 8
+"""

@@ -12,7 +12,8 @@ description:
   - Turns the hosts of the device group into the O(iotfleet.aws.iot_fleet#module:devices) list,
     one entry per host, in inventory order, in one pass (linear in the number of hosts).
   - The thing name is the host's C(iotfleet_thing_name), else the inventory name mapped by
-    P(iotfleet.aws.thing_name#filter); the attributes are C(iotfleet_thing_attributes) (default
+    P(iotfleet.aws.thing_name#filter) (the rule of that filter with its
+    O(iotfleet.aws.thing_name#filter:hostvars)); the attributes are C(iotfleet_thing_attributes) (default
     V({})), passed on unchecked (C(iot_fleet) fails a host with bad attributes alone, by name);
     C(reactivate) is C(iotfleet_reactivate) as the C(bool) filter reads it.
   - When the preparation play ran (O(prepare_ran)), only the hosts it prepared (C(device_prepared))
@@ -84,20 +85,10 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible.errors import AnsibleUndefinedVariable
 from ansible.plugins.filter.core import to_bool
 
-from ansible_collections.iotfleet.aws.plugins.filter.thing_name import thing_name
-
-_MISSING = object()   # iotfleet_thing_name not set (None is a value: iot_fleet refuses it)
-
-
-def _host_value(host_vars, name, default):
-    """A host variable, templated as C(hostvars[h].name | default(d)) reads it; ``default`` when undefined."""
-    try:
-        return host_vars[name]
-    except (KeyError, AnsibleUndefinedVariable):
-        return default
+from ansible_collections.iotfleet.aws.plugins.filter.thing_name import host_value as _host_value
+from ansible_collections.iotfleet.aws.plugins.filter.thing_name import host_thing_name
 
 
 def fleet_devices(hosts, hostvars, prepare_ran=False, register_offline=False, thing_groups_from_inventory=False,
@@ -116,10 +107,9 @@ def fleet_devices(hosts, hostvars, prepare_ran=False, register_offline=False, th
         host_vars = hostvars[host]
         if only_prepared and not _host_value(host_vars, "device_prepared", False):
             continue
-        name = _host_value(host_vars, "iotfleet_thing_name", _MISSING)
         device = {
             "host": host,
-            "thing_name": thing_name(host) if name is _MISSING else name,
+            "thing_name": host_thing_name(host, host_vars),
             "attributes": _host_value(host_vars, "iotfleet_thing_attributes", {}),
             "reactivate": to_bool(_host_value(host_vars, "iotfleet_reactivate", False)),
         }

@@ -82,7 +82,6 @@ options:
     description:
       - Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
       - Required with O(state=present).
-    type: path
   ca_private_key:
     description:
       - Path on the controller to the fleet CA private key (PEM, unencrypted). It is read, never copied.
@@ -111,9 +110,6 @@ options:
         keeps two live identities. A REVOKED certificate is replaced by a new key and certificate (key
         mode V(controller); in key mode V(device) the Pi must make a new key) and its files move to
         C(retired/) with the key destroyed.
-    type: str
-    choices: [delete, revoke]
-    default: delete
   rotation:
     description:
       - Certificate rotation in two phases (the C(iotfleet.aws.rotate) playbook runs both, with the
@@ -138,10 +134,6 @@ options:
     description: With O(rotation=stage), stage a new identity for every device, due or not.
     type: bool
     default: false
-  pki_dir:
-    description: Directory on the controller for per-device files (C(devices/<thing name>/)).
-    type: path
-    required: true
   key_mode:
     description:
       - V(controller) makes each device key here (0600) for the C(device) role to push.
@@ -210,12 +202,6 @@ options:
       - A group rather than an attribute, because a thing without a thing type holds at most 3
         attributes and O(purge_attributes) removes undeclared ones; a group takes none of them, is
         listed in pages (C(ListThingsInThingGroup)) and costs one write per new thing.
-    type: str
-    default: iotfleet-managed
-  workers:
-    description: Threads that work on devices at once.
-    type: int
-    default: 8
   progress_every:
     description:
       - "While the module runs on the controller (as in the C(registry) role), a progress line
@@ -259,6 +245,7 @@ attributes:
     support: full
 extends_documentation_fragment:
   - iotfleet.aws._attributes
+  - iotfleet.aws._options.fleet
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -38,29 +38,13 @@ options:
     required: true
   ca_certificate:
     description: Path on the controller to the fleet CA certificate (PEM); its certificates are checked.
-    type: path
     required: true
-  pki_dir:
-    description: Directory on the controller with the per-device files (C(devices/<thing name>/)), as for M(iotfleet.aws.iot_fleet).
-    type: path
-    required: true
-  managed_thing_group:
-    description: The thing group that marks the things this collection created (O(iotfleet.aws.iot_fleet#module:managed_thing_group)).
-    type: str
-    default: iotfleet-managed
   prune:
     description: V(true) decommissions what is reported; V(false) only reports.
     type: bool
     default: false
-  retire_certificates:
-    description: How a pruned certificate ends - V(delete) removes it; V(revoke) keeps it REVOKED (detached) for audit.
-    type: str
-    choices: [delete, revoke]
-    default: delete
   workers:
     description: Threads that retire things at once (O(prune=true)).
-    type: int
-    default: 8
 attributes:
   check_mode:
     support: full
@@ -72,6 +56,7 @@ attributes:
     support: full
 extends_documentation_fragment:
   - iotfleet.aws._attributes
+  - iotfleet.aws._options.fleet
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from support.iotcore import module_defaults
 from support.iotcore import register_ca_certificate
 
 PLAYBOOK = """
@@ -19,12 +20,7 @@ PLAYBOOK = """
   gather_facts: false
   vars:
     ansible_python_interpreter: "{python}"
-  module_defaults:
-    group/iotfleet.aws.iot:
-      endpoint_url: "{endpoint}"
-      region: us-east-1
-      access_key: testing
-      secret_key: testing
+{module_defaults}
   tasks:
     - name: Register the fleet
       iotfleet.aws.iot_fleet:
@@ -50,7 +46,7 @@ def run(tmp_path, moto, ca, n, every):
     key_pem.write_text(x509.private_key_pem(ca_key))
     os.chmod(key_pem, 0o600)
     play = tmp_path / "play.yml"
-    play.write_text(PLAYBOOK.format(python=sys.executable, endpoint=moto.url, ca_pem=ca_pem, ca_key=key_pem,
+    play.write_text(PLAYBOOK.format(python=sys.executable, module_defaults=module_defaults(moto.url), ca_pem=ca_pem, ca_key=key_pem,
                                     pki=tmp_path / "pki", n=n, every=every))
     env = dict(os.environ, ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="False")

@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from support.iotcore import module_defaults
+
 HERE = pathlib.Path(__file__).resolve().parent
 TARGETS = sorted(
     p.name
@@ -30,12 +32,7 @@ PLAYBOOK = """
     ansible_python_interpreter: "{python}"
     iot_readback: ["{python}", "{readback}"]
     resource_prefix: "{prefix}"
-  module_defaults:
-    group/iotfleet.aws.iot:
-      endpoint_url: "{endpoint}"
-      region: us-east-1
-      access_key: testing
-      secret_key: testing
+{module_defaults}
   tasks:
     - name: Run target {target}
       ansible.builtin.include_role:
@@ -53,7 +50,7 @@ def test_target(target, moto, tmp_path):
             python=sys.executable,
             readback=HERE / "iot_readback.py",
             prefix=f"it-{target.replace('_', '-')}",
-            endpoint=moto.url,
+            module_defaults=module_defaults(moto.url),
             role=HERE / "targets" / target,
         )
     )

@@ -46,6 +46,15 @@ MQTTv311, MQTTv5 = 4, 5
 JITP_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/iotfleet-jitp"
 
 
+def module_defaults(endpoint: str, indent: int = 2, region: str = REGION) -> str:
+    """The ``module_defaults`` block of a play against the stand-in (YAML, every line indented ``indent``
+    spaces): every module of the iotfleet.aws.iot group with ``endpoint``, the region and the lab's
+    credentials. The playbooks of the tests and the benchmarks put it where they wrote it out before."""
+    lines = ["module_defaults:", "  group/iotfleet.aws.iot:", f'    endpoint_url: "{endpoint}"', f"    region: {region}",
+             f"    access_key: {CREDENTIALS['aws_access_key_id']}", f"    secret_key: {CREDENTIALS['aws_secret_access_key']}"]
+    return "\n".join(" " * indent + line for line in lines)
+
+
 def missing_tools() -> list[str]:
     """What the stand-in needs on this host and lacks (the tests skip on it)."""
     return [tool for tool in ("mosquitto", "gcc", "openssl") if shutil.which(tool) is None]

@@ -3,7 +3,11 @@ share. Servers listen on loopback; a process is recognised by PID *and* start ti
 very process one started is ever signalled."""
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -89,3 +93,22 @@ def proc_is(rec: dict | None) -> bool:
         return False
     st = proc_starttime(int(rec["pid"]))
     return st is not None and st == rec.get("starttime")
+
+
+def ansible_playbook(workdir, playbook: str, inventories: dict, extra_vars: dict, *args: str):
+    """Run this venv's ansible-playbook on ``playbook`` (text, written to workdir/play.yml) with the
+    inventories ``{relative path: text}`` written under ``workdir`` (in that order), its own
+    ANSIBLE_HOME, no colour, this Python as the interpreter, ``extra_vars`` as JSON; returns the
+    CompletedProcess (output captured, never raises on a failed play)."""
+    workdir = Path(workdir)
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook")]
+    for name, text in inventories.items():
+        (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / name).write_text(text)
+        command += ["-i", str(workdir / name)]
+    (workdir / "play.yml").write_text(playbook)
+    env = dict(os.environ, ANSIBLE_HOME=str(workdir / "ansible-home"), ANSIBLE_LOCALHOST_WARNING="False",
+               ANSIBLE_NOCOLOR="1")
+    extra = json.dumps(dict(extra_vars, ansible_python_interpreter=sys.executable))
+    return subprocess.run(command + [str(workdir / "play.yml"), *args, "-e", extra],
+                          capture_output=True, text=True, env=env, cwd=workdir, check=False)

@@ -14,6 +14,8 @@ import subprocess
 
 import pytest
 
+from support.iotcore import module_defaults
+
 IMAGE = os.environ.get("IOTFLEET_EE_IMAGE", "")
 
 pytestmark = [
@@ -26,12 +28,7 @@ PLAYBOOK = """
   hosts: localhost
   connection: local
   gather_facts: false
-  module_defaults:
-    group/iotfleet.aws.iot:
-      endpoint_url: "{endpoint}"
-      region: us-east-1
-      access_key: testing
-      secret_key: testing
+{module_defaults}
   tasks:
     - name: The data endpoint
       iotfleet.aws.iot_endpoint_info:
@@ -104,7 +101,7 @@ def test_collections_and_requirements_are_installed(image):
 
 def test_playbook_runs_modules_against_the_stand_in(image, moto, tmp_path):
     """The container shares the host's network, so the stand-in stays on loopback."""
-    (tmp_path / "play.yml").write_text(PLAYBOOK.format(endpoint=moto.url))
+    (tmp_path / "play.yml").write_text(PLAYBOOK.format(module_defaults=module_defaults(moto.url)))
     os.chmod(tmp_path, 0o755)
     os.chmod(tmp_path / "play.yml", 0o644)
     proc = podman("run", "--rm", "--network", "host", "-v", f"{tmp_path}:/runner/project:ro,Z",

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 ANSIBLE_DOC = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
 PLUGINS = {
     "module": sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if not p.stem.startswith("_")),
-    "filter": ["thing_name", "jitp_template"],
+    "filter": ["thing_name", "jitp_template", "pki_dir", "fleet_devices", "certificate_cn"],
     "inventory": ["iot_things"],
 }
 
@@ -60,6 +60,13 @@ def test_every_module_renders(modules):
     ("iot_thing", "attributes", "dict"),
     ("iot_thing", "purge_attributes", "bool"),
     ("iot_thing_group", "purge_attributes", "bool"),
+    ("iot_fleet", "pki_dir", "path"),
+    ("iot_fleet", "retire_certificates", "str"),
+    ("iot_fleet", "workers", "int"),
+    ("iot_fleet_drift", "pki_dir", "path"),
+    ("iot_fleet_drift", "ca_certificate", "path"),
+    ("iot_fleet_drift", "managed_thing_group", "str"),
+    ("iot_fleet_drift", "retire_certificates", "str"),
 ])
 def test_shared_option_blocks_are_merged(modules, module, option, type_):
     opts = modules[f"iotfleet.aws.{module}"]["doc"]["options"]
@@ -70,6 +77,19 @@ def test_a_module_keeps_its_own_words_for_a_shared_option(modules):
     cert = modules["iotfleet.aws.iot_certificate"]["doc"]["options"]["ca_certificate"]["description"]
     assert any("registered without" in line for line in cert)
     assert modules["iotfleet.aws.iot_thing"]["doc"]["options"]["purge_attributes"]["default"] is False
+
+
+def test_the_fleet_modules_share_the_fleet_block(modules):
+    """iot_fleet and iot_fleet_drift take the fleet's CA / PKI / retirement options from _options.fleet,
+    each keeping its own words where it has them."""
+    fleet, drift = (modules[f"iotfleet.aws.{m}"]["doc"]["options"] for m in ("iot_fleet", "iot_fleet_drift"))
+    for option in ("pki_dir", "managed_thing_group", "retire_certificates", "workers"):
+        keys = ("type", "default", "choices", "required")
+        assert {k: fleet[option].get(k) for k in keys} == {k: drift[option].get(k) for k in keys}, option
+    assert drift["pki_dir"]["required"] is True and drift["retire_certificates"]["choices"] == ["delete", "revoke"]
+    assert drift["ca_certificate"]["required"] is True and not fleet["ca_certificate"].get("required")
+    assert any("signs device certificates" in line for line in fleet["ca_certificate"]["description"])
+    assert "certificates are checked" in str(drift["ca_certificate"]["description"])
 
 
 def test_status_is_documented_upper_case_with_lower_case_accepted(modules):

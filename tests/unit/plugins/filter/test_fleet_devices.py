@@ -9,12 +9,10 @@ Jinja loop it replaced in roles/registry/tasks/devices.yml built.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from support.procs import ansible_playbook
 
 from ansible_collections.iotfleet.aws.plugins.filter.fleet_devices import FilterModule
 from ansible_collections.iotfleet.aws.plugins.filter.fleet_devices import fleet_devices
@@ -127,18 +125,11 @@ OLD_LOOP
 
 @pytest.mark.parametrize("prepare_ran,offline", [(False, False), (True, False), (True, True)])
 def test_same_list_as_the_jinja_loop_it_replaced(tmp_path, prepare_ran, offline):
-    (tmp_path / "pis.ini").write_text(INVENTORY)
-    (tmp_path / "play.yml").write_text(PLAYBOOK.replace("OLD_LOOP", OLD_LOOP.strip("\n").replace(
-        "      {%", "          {%").replace("      {{", "          {{")))
+    playbook = PLAYBOOK.replace("OLD_LOOP", OLD_LOOP.strip("\n").replace(
+        "      {%", "          {%").replace("      {{", "          {{"))
     out = tmp_path / "out.json"
-    env = dict(os.environ, ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_LOCALHOST_WARNING="False",
-               ANSIBLE_NOCOLOR="1")
-    bin_dir = os.path.dirname(sys.executable)
-    run = subprocess.run(
-        [os.path.join(bin_dir, "ansible-playbook"), "-i", str(tmp_path / "pis.ini"), str(tmp_path / "play.yml"),
-         "-e", json.dumps({"out": str(out), "prepare_ran": prepare_ran, "offline": offline,
-                           "ansible_python_interpreter": sys.executable})],
-        capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    run = ansible_playbook(tmp_path, playbook, {"pis.ini": INVENTORY},
+                           {"out": str(out), "prepare_ran": prepare_ran, "offline": offline})
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads(out.read_text())
     assert result["new"] == result["old"]

@@ -76,3 +76,31 @@ def test_the_control_plane_accepts_every_result(boto3_iot):
         assert boto3_iot.create_thing(thingName=name)["thingName"] == name
     with pytest.raises(boto3_iot.exceptions.InvalidRequestException):
         boto3_iot.create_thing(thingName="pi-kitchen.example.com")  # the name the filter exists for
+
+
+def test_with_hostvars_the_fleet_rule():
+    """iotfleet_thing_name as given (iot_fleet checks it), else the mapped inventory name: the one rule
+    the roles, the report and iotfleet.aws.fleet_devices read."""
+    hostvars = {"pi-kitchen.lan": {}, "garage": {"iotfleet_thing_name": "garage-01"}, "odd": {"iotfleet_thing_name": None}}
+    assert thing_name("pi-kitchen.lan", hostvars=hostvars) == "pi-kitchen-lan"
+    assert thing_name("pi-kitchen.lan", "_", hostvars=hostvars) == "pi-kitchen_lan"
+    assert thing_name("garage", hostvars=hostvars) == "garage-01"
+    assert thing_name("odd", hostvars=hostvars) is None   # None is a value: iot_fleet refuses it by host
+    with pytest.raises(AnsibleFilterError, match="'pi-9' is not a host of the inventory"):
+        thing_name("pi-9", hostvars=hostvars)
+
+
+def test_with_hostvars_through_a_play_templated_names(tmp_path):
+    (tmp_path / "pis.ini").write_text(
+        "[pis]\npi-kitchen.lan\npi-garage.lan iotfleet_thing_name=\"{{ site }}-garage\"\n[pis:vars]\nsite=lab\n")
+    ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
+    expression = ("{{ [inventory_hostname | iotfleet.aws.thing_name(hostvars=hostvars),"
+                  " groups['pis'] | map('iotfleet.aws.thing_name', hostvars=hostvars) | list] }}")
+    proc = subprocess.run(
+        [ansible, "pi-kitchen.lan", "-o", "-i", str(tmp_path / "pis.ini"), "-c", "local", "-m", "ansible.builtin.debug",
+         "-a", "msg=" + expression, "-e", f"ansible_python_interpreter={sys.executable}"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.split(" => ", 1)[1])
+    assert result["msg"] == ["pi-kitchen-lan", ["pi-kitchen-lan", "lab-garage"]]
