@@ -86,6 +86,7 @@ class FleetSpec:
         registration="api",
         retire_certificates="delete",
         managed_thing_group=MANAGED_THING_GROUP,
+        accepted_cas=(),
     ):
         if registration not in REGISTRATIONS:
             raise IoTFleetError(f"registration must be one of {', '.join(REGISTRATIONS)}, got {registration!r}.")
@@ -105,6 +106,8 @@ class FleetSpec:
         self.registration = registration
         self.retire_certificates = retire_certificates
         self.managed_thing_group = managed_thing_group or None
+        # CA rotation in progress: the next CA, whose certificates are kept too (the Pi was rotated)
+        self.accepted_cas = list(accepted_cas or ())
 
 
 def validate_devices(devices, registration="api"):
@@ -180,6 +183,15 @@ def device_dir(pki_dir, thing_name):
     return os.path.join(pki_dir, "devices", thing_name)
 
 
+def issuing_ca(spec, cert):
+    """The fleet CA that issued ``cert``: ``spec.ca_cert``, or one of ``spec.accepted_cas`` (the next CA of a
+    CA rotation in progress); None when neither did."""
+    for ca in [spec.ca_cert] + spec.accepted_cas:
+        if _x509.is_issued_by(cert, ca):
+            return ca
+    return None
+
+
 def _usable_certificate(cert_pem, spec, thing_name, public_key):
     """The existing certificate, if it can stay; else None."""
     if cert_pem is None:
@@ -191,7 +203,7 @@ def _usable_certificate(cert_pem, spec, thing_name, public_key):
     now = datetime.datetime.now(datetime.timezone.utc)
     if (
         _x509.common_name(cert) != _x509.device_common_name(thing_name)
-        or not _x509.is_issued_by(cert, spec.ca_cert)
+        or issuing_ca(spec, cert) is None
         or _x509.not_valid_after(cert) - spec.renew_before <= now
         or _x509._public_der(cert.public_key()) != _x509._public_der(public_key)
     ):
@@ -416,7 +428,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
 
     cert_arn = None
     if cert is not None:
-        ca_cert = spec.ca_cert if spec.register_with_ca else None
+        ca_cert = (issuing_ca(spec, cert) or spec.ca_cert) if spec.register_with_ca else None
         fresh = "certificate" in changes
         # An existing certificate is read first with its status left alone: INACTIVE is an
         # operator's quarantine and stays so unless the device says reactivate.
@@ -450,6 +462,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
             cert, _changed, changes = ensure_device_identity(spec, thing_name)
             result["changes"] += ["replaced revoked certificate"] + changes
             client = FreshCertificateClient(client, _x509.certificate_id(cert))
+            ca_cert = spec.ca_cert if spec.register_with_ca else None
             outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE")
             fresh = True
         after["certificate"] = _certificate_diff(outcome.after)
@@ -994,6 +1007,21 @@ def live_certificate_ids(pki_dir, devices):
         except IoTFleetError:
             pass
     return ids
+
+
+NEXT_CA_DIR = "next"
+
+
+def next_fleet_ca(ca_certificate_path, ca_private_key_path):
+    """The next CA of a CA rotation in progress (``next/`` beside the fleet CA, same file names) as a list
+    of its certificate, or an empty list. Registration keeps a device certificate it issued (that Pi was
+    rotated already) while new certificates are still signed by the live CA."""
+    directory = os.path.join(os.path.dirname(ca_certificate_path), NEXT_CA_DIR)
+    cert_path = os.path.join(directory, os.path.basename(ca_certificate_path))
+    key_path = os.path.join(directory, os.path.basename(ca_private_key_path))
+    if not (os.path.isfile(cert_path) and os.path.isfile(key_path)):
+        return []
+    return [load_fleet_ca(cert_path, key_path)[0]]
 
 
 def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certificate_path, next_private_key_path,

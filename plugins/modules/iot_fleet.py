@@ -81,6 +81,9 @@ options:
   ca_certificate:
     description:
       - Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
+      - While a CA rotation is in progress (the next CA in C(next/) beside it, same file names), a device
+        certificate the next CA issued is kept as well (that device was rotated already); new certificates
+        are still signed by this CA.
       - Required with O(state=present).
     type: path
   ca_private_key:
@@ -133,7 +136,7 @@ options:
         promotion is predicted - give only the devices the V(stage) run reported in RV(staged_devices)).
       - Rotation of the fleet CA - V(stage) also counts a device due when its live certificate was not
         issued by O(ca_certificate) (give the next CA, C(pki/ca/next/), as O(ca_certificate) and
-        O(ca_private_key): every device still under the old CA is then due and gets a certificate of
+        O(ca_private_key); every device still under the old CA is then due and gets a certificate of
         the next CA).
       - V(switch_ca) - the end of a CA rotation. O(ca_certificate) and O(ca_private_key) are the live
         fleet CA, O(next_ca_certificate) and O(next_ca_private_key) the next one (made and registered by
@@ -475,6 +478,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSp
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import live_certificate_ids
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import load_fleet_ca
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import next_fleet_ca
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import switch_fleet_ca
@@ -576,6 +580,7 @@ def run(module):
         registration=p["registration"],
         retire_certificates=p["retire_certificates"],
         managed_thing_group=p["managed_thing_group"],
+        accepted_cas=[] if p.get("rotation") else next_fleet_ca(p["ca_certificate"], p["ca_private_key"]),
     )
     if p.get("rotation"):
         return rotate(module, p, spec, rates)

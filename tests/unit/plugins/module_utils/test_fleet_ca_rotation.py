@@ -21,6 +21,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import live_certificate_ids
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import next_fleet_ca
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import switch_fleet_ca
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
@@ -232,3 +233,27 @@ def test_an_unregistered_next_ca_is_refused_before_anything_is_retired(ca_fleet,
     with pytest.raises(IoTFleetError, match="not registered ACTIVE"):
         switch()
     assert files(pki) == before and listed_cas(boto3_iot)[cas["old"][2]] == "ACTIVE"
+
+
+def test_provisioning_during_a_ca_rotation(ca_fleet, boto3_iot):
+    """provision.yml while pki/ca/next/ exists: a Pi rotated already keeps its certificate of the next CA,
+    a new Pi is signed by the live CA (the next rotate run moves it), nothing else changes."""
+    client, spec, _switch, pki, paths, cas = ca_fleet
+    one = spec()
+    one.devices = one.devices[:1]
+    rotate_fleet(client, one, "stage")
+    rotate_fleet(client, one, "promote")
+    held = live_certificate_ids(pki, spec().devices)
+    accepted = next_fleet_ca(paths["cert"], paths["key"])
+    assert [_x509.certificate_id(c) for c in accepted] == [cas["next"][2]]
+    provision = spec("old", accepted_cas=accepted)
+    assert not ensure_fleet(client, provision, check_mode=True)["changed"]
+    assert not ensure_fleet(client, provision)["changed"]
+    assert live_certificate_ids(pki, spec().devices) == held
+    # without the next CA accepted the rotated Pi would be issued a certificate of the old CA again
+    assert ensure_fleet(client, spec("old"), check_mode=True)["changed"]
+    provision.devices = provision.devices + validate_devices([dict(thing_name="pi-new", host="new.lan")])
+    added = ensure_fleet(client, provision)
+    assert added["failed_devices"] == [] and added["devices"][2]["certificate_id"] in under(boto3_iot, cas["old"][2])
+    # without next/ nothing is accepted
+    assert next_fleet_ca(os.path.join(pki, "elsewhere", "fleet-ca.pem"), paths["key"]) == []
