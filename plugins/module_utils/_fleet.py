@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_policy_attachment
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_thing_principal
+from ansible_collections.iotfleet.aws.plugins.module_utils._ca_certificate import MAX_NAMED
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import ensure_certificate
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import check_transition
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import remove_certificate
@@ -87,6 +88,7 @@ class FleetSpec:
         registration="api",
         retire_certificates="delete",
         managed_thing_group=MANAGED_THING_GROUP,
+        accepted_cas=(),
     ):
         if registration not in REGISTRATIONS:
             raise IoTFleetError(f"registration must be one of {', '.join(REGISTRATIONS)}, got {registration!r}.")
@@ -106,6 +108,8 @@ class FleetSpec:
         self.registration = registration
         self.retire_certificates = retire_certificates
         self.managed_thing_group = managed_thing_group or None
+        # CA rotation in progress: the next CA, whose certificates are kept too (the Pi was rotated)
+        self.accepted_cas = list(accepted_cas or ())
 
 
 def validate_devices(devices, registration="api"):
@@ -193,6 +197,15 @@ def held_certificate_id(pki_dir, thing_name):
         return None
 
 
+def issuing_ca(spec, cert):
+    """The fleet CA that issued ``cert``: ``spec.ca_cert``, or one of ``spec.accepted_cas`` (the next CA of a
+    CA rotation in progress); None when neither did."""
+    for ca in [spec.ca_cert] + spec.accepted_cas:
+        if _x509.is_issued_by(cert, ca):
+            return ca
+    return None
+
+
 def _usable_certificate(cert_pem, spec, thing_name, public_key):
     """The existing certificate, if it can stay; else None."""
     if cert_pem is None:
@@ -204,7 +217,7 @@ def _usable_certificate(cert_pem, spec, thing_name, public_key):
     now = datetime.datetime.now(datetime.timezone.utc)
     if (
         _x509.common_name(cert) != _x509.device_common_name(thing_name)
-        or not _x509.is_issued_by(cert, spec.ca_cert)
+        or issuing_ca(spec, cert) is None
         or _x509.not_valid_after(cert) - spec.renew_before <= now
         or _x509._public_der(cert.public_key()) != _x509._public_der(public_key)
     ):
@@ -387,7 +400,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
     cert_arn = None
     unregistered = False   # the certificate was not registered before this run: nothing attached to it
     if cert is not None:
-        ca_cert = spec.ca_cert if spec.register_with_ca else None
+        ca_cert = (issuing_ca(spec, cert) or spec.ca_cert) if spec.register_with_ca else None
         fresh = "certificate" in changes   # issued now: its id is new, AWS cannot know it
         # An existing certificate is read first with its status left alone: INACTIVE is an
         # operator's quarantine and stays so unless the device says reactivate.
@@ -420,6 +433,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
             _archive_identity(spec, thing_name)
             cert, _changed, changes = ensure_device_identity(spec, thing_name)
             result["changes"] += ["replaced revoked certificate"] + changes
+            ca_cert = spec.ca_cert if spec.register_with_ca else None
             outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE", known_new=True)
             fresh = True
         unregistered = not outcome.before
@@ -800,7 +814,9 @@ def _live_certificate(spec, thing_name, host):
 
 def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     """Stage the device's next identity when its live certificate is due (expires within
-    ``spec.renew_before``) or ``rotate_all``, or when one is staged already (a rerun finishes it).
+    ``spec.renew_before``, or was not issued by the fleet CA given, ``spec.ca_cert``: in a CA
+    rotation that is the next CA, so every certificate of the old one is due; ``other_ca`` in the
+    result) or ``rotate_all``, or when one is staged already (a rerun finishes it).
 
     The next key (key mode ``controller``; in key mode ``device`` the CSR the device made, copied to
     the staged directory) and a certificate signed by the fleet CA, registered ACTIVE, the policy
@@ -816,7 +832,10 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     sspec = staged_spec(spec)
     directory = device_dir(sspec.pki_dir, thing_name)
     now = datetime.datetime.now(datetime.timezone.utc)
-    if not (rotate_all or expires - spec.renew_before <= now or os.path.isdir(directory)):
+    # a CA rotation: the target CA (spec.ca_cert, pki/ca/next/) did not issue the live certificate
+    other_ca = not _x509.is_issued_by(live, spec.ca_cert)
+    result["other_ca"] = other_ca
+    if not (rotate_all or other_ca or expires - spec.renew_before <= now or os.path.isdir(directory)):
         return result
     result["due"] = True
     if spec.key_mode == "device" and not os.path.exists(os.path.join(directory, CSR_FILE)):
@@ -933,4 +952,155 @@ def rotate_fleet(client, spec, phase, rotate_all=False, workers=8, check_mode=Fa
     else:
         result = _per_device(spec, workers, lambda d: promote_device(client, spec, d, check_mode))
         result["promoted_devices"] = [r["host"] for r in result["devices"] if r["changed"]]
+    return result
+
+
+# --- Rotation of the fleet CA itself: the next CA (made and registered by the ca role with ca_next, in
+# pki/ca/next/) signs the staged identities; once no ACTIVE certificate hangs under the old CA it is
+# retired and the next CA takes its place.
+
+CA_RETIRED_DIR = "retired"
+
+
+def _key_matches(path, cert, what):
+    """Whether the key file at ``path`` matches ``cert``; None when there is no file."""
+    pem = read_optional(path)
+    if pem is None:
+        return None
+    try:
+        return _x509.key_matches_certificate(_x509.load_private_key(pem, what=what), cert)
+    except IoTFleetError:
+        return False
+
+
+def _active_under_ca(client, ca_id):
+    """The ids of the ACTIVE certificates registered under the CA (none when it is not registered)."""
+    if client.get("describe_ca_certificate", certificateId=ca_id) is None:
+        return None
+    return sorted(c["certificateId"] for c in client.paginate("list_certificates_by_ca", "certificates",
+                                                              caCertificateId=ca_id, pageSize=250)
+                  if c.get("status") == "ACTIVE")
+
+
+def live_certificate_ids(pki_dir, devices):
+    """The ids of the devices' live certificates on the controller (a missing or damaged file names none)."""
+    ids = (held_certificate_id(pki_dir, device["thing_name"]) for device in devices)
+    return {certificate_id for certificate_id in ids if certificate_id is not None}
+
+
+NEXT_CA_DIR = "next"
+
+
+def next_fleet_ca(ca_certificate_path, ca_private_key_path):
+    """The next CA of a CA rotation in progress (``next/`` beside the fleet CA, same file names) as a list
+    of its certificate, or an empty list. Registration keeps a device certificate it issued (that Pi was
+    rotated already) while new certificates are still signed by the live CA."""
+    directory = os.path.join(os.path.dirname(ca_certificate_path), NEXT_CA_DIR)
+    cert_path = os.path.join(directory, os.path.basename(ca_certificate_path))
+    key_path = os.path.join(directory, os.path.basename(ca_private_key_path))
+    if not (os.path.isfile(cert_path) and os.path.isfile(key_path)):
+        return []
+    return [load_fleet_ca(cert_path, key_path)[0]]
+
+
+def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certificate_path, next_private_key_path,
+                    pending=(), check_mode=False):
+    """The end of a CA rotation: retire the live CA (``ca_certificate_path``, ``pki/ca/``) once no ACTIVE
+    certificate hangs under it, and let the next CA (``next_certificate_path``, ``pki/ca/next/``) take its
+    place.
+
+    Steps, each one left for a rerun to finish when the run stops after it (the state is read from the
+    files, never remembered): (1) the next CA must be registered ACTIVE; (2) ListCertificatesByCA of the
+    old CA: any ACTIVE certificate left (a Pi not rotated yet: unreachable, failed) and nothing happens
+    (``state`` ``waiting``, the count and the ids in the result; the old CA stays ACTIVE); (3) the old CA
+    INACTIVE, then deleted (AWS deletes only an INACTIVE CA); (4) its certificate archived under
+    ``<ca dir>/retired/<id>/``; (5) its key destroyed; (6) the next certificate renamed over the live one;
+    (7) the next key renamed over the live key; (8) ``next/`` removed. ``pki/ca/`` always holds exactly
+    one CA certificate; the old key goes only once nothing ACTIVE hangs under the old CA and the CA is
+    deleted; the next key is only ever renamed.
+
+    ``pending``: check mode only - the certificate ids this run's promote step would retire (it did not
+    run), so the prediction counts them as gone. No ``next/``: nothing to do.
+    """
+    next_dir = os.path.dirname(next_certificate_path)
+    result = dict(changed=False, changes=[], state="none", old_ca_certificate_id=None, ca_certificate_id=None,
+                  active_certificates=0, active_certificate_ids=[], archived_to=None,
+                  msg=f"no CA rotation in progress (no {next_dir})")
+    if not os.path.isdir(next_dir):
+        return result
+    live_pem = read_optional(ca_certificate_path)
+    if live_pem is None:
+        raise IoTFleetError(f"No fleet CA certificate at {ca_certificate_path} while a CA rotation is in progress "
+                            f"({next_dir}): restore it (a backup of the controller) and rerun.")
+    live = _x509.load_certificate(live_pem, what="fleet CA certificate")
+    next_pem = read_optional(next_certificate_path)
+    if next_pem is not None:
+        new = _x509.load_certificate(next_pem, what="next fleet CA certificate")
+        new_id, old_id = _x509.certificate_id(new), _x509.certificate_id(live)
+        result.update(ca_certificate_id=new_id, old_ca_certificate_id=old_id)
+        if new_id == old_id:
+            raise IoTFleetError(f"{next_certificate_path} is the live fleet CA itself: remove {next_dir}.")
+        registered = client.get("describe_ca_certificate", certificateId=new_id)
+        if ((registered or {}).get("certificateDescription") or {}).get("status") != "ACTIVE":
+            if check_mode:
+                result.update(state="waiting", msg=f"the next fleet CA {new_id} would be registered first")
+                return result
+            raise IoTFleetError(f"The next fleet CA {new_id} ({next_certificate_path}) is not registered ACTIVE: the "
+                                "old CA stays; rerun rotate.yml (its ca step registers the next CA).")
+        active = _active_under_ca(client, old_id)
+        active = [c for c in active or [] if not (check_mode and c in pending)] if active is not None else None
+        if active:
+            result.update(state="waiting", active_certificates=len(active), active_certificate_ids=active[:MAX_NAMED],
+                          msg=f"the old fleet CA {old_id} stays ACTIVE: {len(active)} ACTIVE certificate(s) still "
+                              f"hang under it (Pis not rotated yet; rerun rotate.yml once they are reachable)")
+            return result
+        if active is not None:
+            result["changes"].append("old CA retired")
+            if not check_mode:
+                description = client.get("describe_ca_certificate", certificateId=old_id)["certificateDescription"]
+                if description.get("status") == "ACTIVE":
+                    client.call("update_ca_certificate", certificateId=old_id, newStatus="INACTIVE")
+                client.delete("delete_ca_certificate", certificateId=old_id)
+        archive = os.path.join(os.path.dirname(ca_certificate_path), CA_RETIRED_DIR, old_id)
+        result["archived_to"] = archive
+        result["changes"] += ["old CA archived, its key destroyed", "next CA is the fleet CA"]
+        if check_mode:
+            result.update(changed=True, state="switched",
+                          msg=f"the old fleet CA {old_id} would be retired; {new_id} would become the fleet CA")
+            return result
+        old_key = _key_matches(ca_private_key_path, live, "fleet CA private key")
+        if old_key is False:
+            raise IoTFleetError(f"The key {ca_private_key_path} does not match the old fleet CA {old_id}: left alone "
+                                "(nothing retired on the controller); check the CA directory by hand.")
+        makedirs_private(archive)
+        archived = os.path.join(archive, os.path.basename(ca_certificate_path))
+        if read_optional(archived) is None:
+            write_file(archived, live_pem.encode() if isinstance(live_pem, str) else live_pem, 0o644)
+        if old_key:
+            os.remove(ca_private_key_path)
+        os.rename(next_certificate_path, ca_certificate_path)
+        live = new
+        result["changed"] = True
+    # the next certificate is the live one now; its key follows (unless the next CA is still being made)
+    next_key = _key_matches(next_private_key_path, live, "next fleet CA private key")
+    if next_key is False:
+        if not result["changed"]:
+            result.update(state="creating", msg=f"the next fleet CA in {next_dir} is not complete yet (no certificate)")
+        return result
+    if next_key:
+        if _key_matches(ca_private_key_path, live, "fleet CA private key") is False:
+            raise IoTFleetError(f"{ca_private_key_path} holds a key of no CA in this rotation: left alone.")
+        if check_mode:
+            result["changes"].append("next CA key moved")
+        else:
+            os.rename(next_private_key_path, ca_private_key_path)
+    if check_mode or not os.listdir(next_dir):
+        if not check_mode:
+            os.rmdir(next_dir)
+        result["changes"].append(f"{next_dir} removed")
+    result["ca_certificate_id"] = _x509.certificate_id(live)
+    result.update(changed=bool(result["changes"]), state="switched",
+                  msg=f"{result['ca_certificate_id']} is the fleet CA"
+                      + (f"; the old one {result['old_ca_certificate_id']} is retired, archived in {result['archived_to']}"
+                         if result["old_ca_certificate_id"] else ""))
     return result

@@ -81,6 +81,9 @@ options:
   ca_certificate:
     description:
       - Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
+      - While a CA rotation is in progress (the next CA in C(next/) beside it, same file names), a device
+        certificate the next CA issued is kept as well (that device was rotated already); new certificates
+        are still signed by this CA.
       - Required with O(state=present).
   ca_private_key:
     description:
@@ -127,9 +130,31 @@ options:
         files move to C(retired/<thing name>-<UTC time>/) with the key destroyed, and the staged
         files become the live ones. A device with nothing staged is left alone (in check mode its
         promotion is predicted - give only the devices the V(stage) run reported in RV(staged_devices)).
+      - Rotation of the fleet CA - V(stage) also counts a device due when its live certificate was not
+        issued by O(ca_certificate) (give the next CA, C(pki/ca/next/), as O(ca_certificate) and
+        O(ca_private_key); every device still under the old CA is then due and gets a certificate of
+        the next CA).
+      - V(switch_ca) - the end of a CA rotation. O(ca_certificate) and O(ca_private_key) are the live
+        fleet CA, O(next_ca_certificate) and O(next_ca_private_key) the next one (made and registered by
+        the C(iotfleet.aws.ca) role with C(ca_next)). Once no ACTIVE certificate is registered under the
+        live CA (C(ListCertificatesByCA)), it is set INACTIVE and deleted from AWS IoT, its certificate
+        archived under C(retired/<CA certificate id>/) beside it, its key destroyed, and the next CA's
+        files renamed over the live ones (the C(next) directory removed). While ACTIVE certificates are
+        left (Pis not rotated yet) nothing changes and RV(ca_rotation) says how many. Each step is left
+        for a rerun to finish when a run stops midway; without the next CA's directory nothing is done.
+        O(devices) is used in check mode only - their live certificates count as retired (the
+        V(promote) step would have retired them).
       - Needs O(registration=api) and O(state=present).
     type: str
-    choices: [stage, promote]
+    choices: [stage, promote, switch_ca]
+  next_ca_certificate:
+    description:
+      - With O(rotation=switch_ca), the next fleet CA certificate (C(pki/ca/next/fleet-ca.pem)).
+    type: path
+  next_ca_private_key:
+    description:
+      - With O(rotation=switch_ca), the next fleet CA private key. It is renamed, never read out or copied.
+    type: path
   rotate_all:
     description: With O(rotation=stage), stage a new identity for every device, due or not.
     type: bool
@@ -391,6 +416,42 @@ promoted_devices:
   returned: when O(rotation=promote)
   type: list
   elements: str
+ca_rotation:
+  description: With O(rotation=switch_ca), what became of the CA rotation.
+  returned: when O(rotation=switch_ca)
+  type: dict
+  contains:
+    state:
+      description:
+        - V(none) - no rotation in progress; V(waiting) - ACTIVE certificates still hang under the old CA,
+          which stays; V(creating) - the next CA is not complete yet; V(switched) - the next CA is the
+          fleet CA (predicted in check mode).
+      type: str
+      sample: switched
+    old_ca_certificate_id:
+      description: The CA being retired (null without a rotation, or once the switch moved its files).
+      type: str
+    ca_certificate_id:
+      description: The next CA (after the switch, the fleet CA).
+      type: str
+    active_certificates:
+      description: How many ACTIVE certificates still hang under the old CA.
+      type: int
+      sample: 1
+    active_certificate_ids:
+      description: The first 10 of them.
+      type: list
+      elements: str
+    archived_to:
+      description: Where the old CA's certificate is archived (its key destroyed).
+      type: str
+    changes:
+      description: What was done.
+      type: list
+      elements: str
+    msg:
+      description: One line for the report.
+      type: str
 registration:
   description: The registration mode of this run, V(api) or V(jitp).
   returned: always
@@ -405,9 +466,12 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFle
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import live_certificate_ids
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import load_fleet_ca
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import next_fleet_ca
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import switch_fleet_ca
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
 from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
 from ansible_collections.iotfleet.aws.plugins.module_utils._progress import ProgressWriter
@@ -463,6 +527,20 @@ def rotate(module, p, spec, rates):
     return finished(result)
 
 
+def switch_ca(module, p, devices, rates):
+    """rotation=switch_ca: retire the live fleet CA once nothing ACTIVE hangs under it; the next one takes its place.
+    The CA files are not loaded here: a run stopped midway leaves them for switch_fleet_ca to finish."""
+    missing = [o for o in ("ca_certificate", "ca_private_key", "next_ca_certificate", "next_ca_private_key") if not p[o]]
+    if missing or p["registration"] != "api":
+        raise IoTFleetError(f"rotation=switch_ca needs registration=api and {', '.join(missing) or 'the CA paths'}.")
+    pending = live_certificate_ids(p["pki_dir"], devices) if module.check_mode else set()
+    client = module.iot_client(limiter=RateLimiter(rates))
+    outcome = switch_fleet_ca(client, p["ca_certificate"], p["ca_private_key"], p["next_ca_certificate"],
+                              p["next_ca_private_key"], pending=pending, check_mode=module.check_mode)
+    return dict(changed=outcome.pop("changed"), ca_rotation=outcome, devices=[], failed_devices=[],
+                rate_limits=rates, registration=p["registration"])
+
+
 def run(module):
     p = module.params
     if p["workers"] < 1:
@@ -472,6 +550,8 @@ def run(module):
     devices = validate_devices(p["devices"], registration=p["registration"] if p["state"] == "present" else "api")
     if p["state"] == "absent":
         return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]))
+    if p.get("rotation") == "switch_ca":
+        return switch_ca(module, p, devices, rates)
     ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"])
     spec = FleetSpec(
         devices,
@@ -490,6 +570,7 @@ def run(module):
         registration=p["registration"],
         retire_certificates=p["retire_certificates"],
         managed_thing_group=p["managed_thing_group"],
+        accepted_cas=[] if p.get("rotation") else next_fleet_ca(p["ca_certificate"], p["ca_private_key"]),
     )
     if p.get("rotation"):
         return rotate(module, p, spec, rates)
@@ -534,7 +615,9 @@ def main():
         ca_private_key=dict(type="path", no_log=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         retire_certificates=dict(type="str", choices=["delete", "revoke"], default="delete"),
-        rotation=dict(type="str", choices=["stage", "promote"]),
+        rotation=dict(type="str", choices=["stage", "promote", "switch_ca"]),
+        next_ca_certificate=dict(type="path"),
+        next_ca_private_key=dict(type="path", no_log=False),
         rotate_all=dict(type="bool", default=False),
         pki_dir=dict(type="path", required=True),
         key_mode=dict(type="str", choices=["controller", "device"], default="controller"),

@@ -11,6 +11,9 @@ AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE, see extensions/molecule/config.ym
         receive on it (an independent listener must be allowed like any device).
     registry.py certificate THING
         The id of the thing's (first) certificate.
+    registry.py cas
+        The registered CA certificates (id -> status) and, per CA, the certificates registered under
+        it (ListCertificatesByCA: id -> status).
     registry.py status CERT_ID STATUS
         Set a certificate's status (REVOKED to see a Pi refused).
     registry.py policy-without-subscribe POLICY / registry.py policy-restore POLICY VERSION
@@ -82,6 +85,14 @@ def restore(policy, version):
     return {"default": version}
 
 
+def cas():
+    c = iot()
+    listed = {ca["certificateId"]: ca["status"] for ca in c.list_ca_certificates()["certificates"]}
+    under = {ca: {x["certificateId"]: x["status"]
+                  for x in c.list_certificates_by_ca(caCertificateId=ca)["certificates"]} for ca in listed}
+    return {"ca_certificates": listed, "certificates_by_ca": under}
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "check":
@@ -90,6 +101,8 @@ def main():
         out = observer(args[0], args[1])
     elif cmd == "certificate":
         out = {"certificate_id": iot().list_thing_principals(thingName=args[0])["principals"][0].rsplit("/", 1)[-1]}
+    elif cmd == "cas":
+        out = cas()
     elif cmd == "status":
         iot().update_certificate(certificateId=args[0], newStatus=args[1])
         out = {"status": args[1]}
