@@ -61,6 +61,10 @@ KEY_FILE = "private.key"
 CSR_FILE = "device.csr"
 KEY_MODES = ("controller", "device")
 REGISTRATIONS = ("api", "jitp")
+# what registration api does with a certificate due within renew_before_days that is still valid:
+# replace it at once (the old one retired in the same run), or keep it and report it due, for the
+# zero-downtime rotation (stage_device / promote_device) to replace once the device has the new one
+RENEWALS = ("replace", "rotate")
 # the static thing group every thing this collection creates joins: what drift and prune look at
 MANAGED_THING_GROUP = "iotfleet-managed"
 # RFC 5280's upper bound of a common name; JITP names the thing after the certificate's CN
@@ -89,9 +93,12 @@ class FleetSpec:
         retire_certificates="delete",
         managed_thing_group=MANAGED_THING_GROUP,
         accepted_cas=(),
+        renewal="replace",
     ):
         if registration not in REGISTRATIONS:
             raise IoTFleetError(f"registration must be one of {', '.join(REGISTRATIONS)}, got {registration!r}.")
+        if renewal not in RENEWALS:
+            raise IoTFleetError(f"renewal must be one of {', '.join(RENEWALS)}, got {renewal!r}.")
         self.devices = devices
         self.ca_cert = ca_cert
         self.ca_key = ca_key
@@ -110,6 +117,7 @@ class FleetSpec:
         self.managed_thing_group = managed_thing_group or None
         # CA rotation in progress: the next CA, whose certificates are kept too (the Pi was rotated)
         self.accepted_cas = list(accepted_cas or ())
+        self.renewal = renewal
 
 
 def validate_devices(devices, registration="api"):
@@ -380,6 +388,12 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
     ``result["diff"]``: before/after of the device (certificate id and status, thing attributes and
     type, thing groups, policy and thing attachments, certificates retired); :func:`ensure_fleet`
     takes it out of the result.
+
+    Renewal: with ``spec.renewal`` ``replace`` a certificate due within ``renew_before`` is replaced
+    here and the old one retired at once; with ``rotate`` it stays live and the result says
+    ``renewal_due`` (and ``expires``), for :func:`stage_device` / :func:`promote_device` to replace it
+    once the device has proven the new one. A dead certificate (expired, REVOKED, not the CA's or
+    the key's) is replaced here either way.
     """
     if spec.registration == "jitp":
         return ensure_device_jitp(spec, device, check_mode=check_mode)
@@ -393,7 +407,13 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
     result["diff"] = dict(before=before, after=after)
     if snapshot is not None:
         client = SnapshotClient(client, snapshot)
-    cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
+    # renewal rotate: a due certificate that is still valid stays (renewal_due); only a dead one
+    # (expired, not the fleet CA's, not the key's) is replaced here
+    identity_spec = spec
+    if spec.renewal == "rotate":
+        identity_spec = copy.copy(spec)
+        identity_spec.renew_before = datetime.timedelta(0)
+    cert, changed, changes = ensure_device_identity(identity_spec, thing_name, check_mode=check_mode)
     result["changes"].extend(changes)
     result["certificate_path"] = os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE)
 
@@ -506,6 +526,11 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
                 result["changes"].append("retired superseded certificates")
     if result.get("superseded_certificates"):
         after["retired_certificates"] = list(result["superseded_certificates"])
+    if identity_spec is not spec and cert is not None and not fresh and not result.get("quarantined"):
+        expires = _x509.not_valid_after(cert)
+        if expires - spec.renew_before <= datetime.datetime.now(datetime.timezone.utc):
+            # left on its live certificate: the rotation stages the next one, proves it, then retires this
+            result.update(renewal_due=True, expires=expires.isoformat())
     result["changed"] = bool(result["changes"]) or changed
     return result
 
@@ -736,6 +761,7 @@ def ensure_fleet(client, spec, workers=8, check_mode=False, diff=False, progress
     result = _per_device(spec, workers, lambda d: ensure_device(client, spec, d, check_mode=check_mode,
                                                                 snapshot=snapshot, groups=groups), progress=progress)
     result["quarantined_devices"] = [r["host"] for r in result["devices"] if r.get("quarantined")]
+    result["renewal_due_devices"] = [r["host"] for r in result["devices"] if r.get("renewal_due")]
     result["thing_groups_created"] = groups["created"] if groups else []
     if result["thing_groups_created"]:
         result["changed"] = True

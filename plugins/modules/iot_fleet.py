@@ -176,9 +176,27 @@ options:
     type: int
     default: 3650
   renew_before_days:
-    description: An existing device certificate closer than this to its expiry is replaced by a new one.
+    description:
+      - An existing device certificate closer than this to its expiry is due for renewal - replaced by a
+        new one in this run (O(renewal=replace)), or kept and reported (O(renewal=rotate)).
     type: int
     default: 30
+  renewal:
+    description:
+      - What registration V(api) does with a device certificate due within O(renew_before_days) that is
+        still valid.
+      - V(replace) - a new certificate (same key) at once; every other certificate attached to the thing
+        is retired in the same run (O(retire_certificates)), before the device has the new one.
+      - V(rotate) - the certificate stays live and the device is reported in RV(renewal_due_devices)
+        (C(renewal_due) and C(expires) in its RV(devices) entry), for O(rotation=stage) and O(rotation=promote)
+        to replace it once the device has proven the new one (as C(iotfleet.aws.provision) does). A dead
+        certificate (expired, not issued by the fleet CA, not matching the key or CSR, REVOKED) is replaced
+        directly either way.
+      - Not used with O(registration=jitp) (a replaced certificate stays registered there).
+    type: str
+    choices: [replace, rotate]
+    default: replace
+    version_added: 1.1.0
   policy_name:
     description: The IoT policy to attach to every device certificate. Omit to attach none.
     type: str
@@ -277,9 +295,9 @@ extends_documentation_fragment:
 requirements:
   - cryptography (on the controller)
 notes:
-  - In registration V(api), a certificate a device's new one replaces (renewal, a damaged file, recovery
-    from REVOKED) is retired in the same run per O(retire_certificates); O(rotation) replaces it only
-    after the device has proven the new one. In registration V(jitp) no AWS call is made, so a replaced
+  - In registration V(api), a certificate a device's new one replaces (renewal with O(renewal=replace), a
+    damaged file, recovery from REVOKED) is retired in the same run per O(retire_certificates); O(rotation)
+    replaces it only after the device has proven the new one. In registration V(jitp) no AWS call is made, so a replaced
     certificate stays registered; retire it with M(iotfleet.aws.iot_certificate).
 """
 
@@ -372,6 +390,14 @@ devices:
       type: list
       elements: str
       returned: when the device joins groups
+    renewal_due:
+      description: With O(renewal=rotate), true when the device's live certificate is due and was left in place.
+      type: bool
+      returned: when due
+    expires:
+      description: With O(renewal=rotate), when the due certificate expires (ISO 8601, UTC).
+      type: str
+      returned: when due
 thing_groups_created:
   description: Thing groups this run created (or would create, in check mode), once for the fleet.
   returned: O(state=present)
@@ -390,6 +416,13 @@ quarantined_devices:
     - Hosts whose certificate an operator set INACTIVE and that stays so (no O(devices[].reactivate)).
     - Their thing and attachments are kept; the device side should skip them.
   returned: always
+  type: list
+  elements: str
+renewal_due_devices:
+  description:
+    - With O(renewal=rotate), the hosts whose live certificate is due within O(renew_before_days) and
+      was left in place (ACTIVE, attached), for the rotation to replace.
+  returned: O(state=present) without O(rotation)
   type: list
   elements: str
 rate_limits:
@@ -571,6 +604,7 @@ def run(module):
         retire_certificates=p["retire_certificates"],
         managed_thing_group=p["managed_thing_group"],
         accepted_cas=[] if p.get("rotation") else next_fleet_ca(p["ca_certificate"], p["ca_private_key"]),
+        renewal=p.get("renewal", "replace"),
     )
     if p.get("rotation"):
         return rotate(module, p, spec, rates)
@@ -624,6 +658,7 @@ def main():
         key_type=dict(type="str", choices=["ec", "rsa"], default="ec"),
         certificate_days=dict(type="int", default=3650),
         renew_before_days=dict(type="int", default=30),
+        renewal=dict(type="str", choices=["replace", "rotate"], default="replace"),
         policy_name=dict(type="str"),
         thing_type=dict(type="str"),
         purge_attributes=dict(type="bool", default=False),

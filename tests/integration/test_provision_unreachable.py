@@ -83,10 +83,11 @@ def _certificates(tmp_path):
     return {name: (tmp_path / "pki" / "devices" / name / "certificate.pem").read_bytes() for name in PIS}
 
 
-def test_known_pis_skip_the_check_unless_their_renewal_is_due(moto, boto3_iot, tmp_path):
+def test_known_pis_skip_the_check_and_a_due_renewal_of_an_unreachable_pi_keeps_its_identity(moto, boto3_iot, tmp_path):
     """Pis whose identity the controller holds make no check of their own in the preparation (their
-    first module run is the bundle), unless their certificate is due for renewal: then the check
-    runs first, and an unreachable Pi keeps the identity it holds (nothing renewed, nothing retired)."""
+    first module run is the bundle), also when their certificate is due for renewal: the registry
+    step leaves a due certificate live (ACTIVE, attached, the controller's files untouched) and the
+    renewal waits for a Pi that verifies; an unreachable Pi is reported "renewal=PENDING" and fails."""
     assert _run(tmp_path, moto, "-e", "iotfleet_register_offline=true").returncode != 0
     certs = _certificates(tmp_path)
     ids = sorted(c["certificateId"] for c in boto3_iot.list_certificates()["certificates"])
@@ -100,10 +101,19 @@ def test_known_pis_skip_the_check_unless_their_renewal_is_due(moto, boto3_iot, t
     results = [d["result"] for d in json.loads((tmp_path / "iotfleet-report.json").read_text())["devices"]]
     assert results == ["NOT VERIFIED (unreachable or failed installing its identity)"] * 2, results
 
-    due = _run(tmp_path, moto, "-e", "iotfleet_renew_before_days=4000")   # 3650-day certificates: due
-    out = due.stdout
-    assert "Check Python and privilege escalation" in out and all(
-        _recap(out)[name]["unreachable"] == 1 for name in PIS), out[-6000:]
-    assert _certificates(tmp_path) == certs
-    assert sorted(c["certificateId"] for c in boto3_iot.list_certificates()["certificates"]) == ids
-    assert all(c["status"] == "ACTIVE" for c in boto3_iot.list_certificates()["certificates"])
+    for extra in ((), ("--check",)):
+        due = _run(tmp_path, moto, "-e", "iotfleet_renew_before_days=4000", *extra)   # 3650-day certificates: due
+        out = due.stdout
+        assert due.returncode != 0 and "Check Python and privilege escalation" not in out, out[-6000:]
+        assert all(_recap(out)[name]["unreachable"] == 1 for name in PIS), out[-6000:]
+        assert _certificates(tmp_path) == certs and not (tmp_path / "pki" / "staged").exists()
+        assert sorted(c["certificateId"] for c in boto3_iot.list_certificates()["certificates"]) == ids
+        assert all(c["status"] == "ACTIVE" for c in boto3_iot.list_certificates()["certificates"])
+        for name in PIS:
+            (principal,) = boto3_iot.list_thing_principals(thingName=name)["principals"]
+            assert principal.rsplit("/", 1)[-1] in ids
+        report = json.loads((tmp_path / "iotfleet-report.json").read_text())
+        for device in report["devices"]:
+            assert device["certificate_id"] in ids and device["renewal"]["due"], device
+            assert not device["renewal"]["done"], device
+            assert re.search(r"renewal=PENDING, due \(expires \d{4}-\d\d-\d\d\): not attempted", device["line"]), device

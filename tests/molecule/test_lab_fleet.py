@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -129,6 +130,8 @@ def test_unreachable_pi_then_rerun(lab, tmp_path):
     assert recap2[missing["name"]]["changed"] > 0
     assert re.search(rf"{missing['name']}: thing=\S+ certificate=[0-9a-f]{{64}} verify=OK", _report(out2)), out2[-5000:]
 
+    _renewal_in_provision(lab_dir, info, tmp_path, iot)
+
     third, third_runs, third_s = _provision(lab_dir, tmp_path, "rerun")
     recap3 = _recap(third.stdout)
     assert third.returncode == 0, third.stdout[-8000:]
@@ -187,6 +190,51 @@ def test_unreachable_pi_then_rerun(lab, tmp_path):
     path = pathlib.Path(os.environ.get("IOTFLEET_DEVICE_REPORT", ROOT / ".cache" / "device-report.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
+
+
+def _renewal_in_provision(lab_dir, info, tmp_path, iot):
+    """Every Pi's certificate made due (iotfleet_renew_before_days beyond the 3650-day validity):
+    provision.yml renews each through the rotate role with no downtime. Afterwards the Pi holds the
+    new certificate, the stand-in refuses the old identity at CONNECT (its events name the thing),
+    each thing has exactly one certificate, ACTIVE, the new one. The caller's rerun shows changed=0."""
+    old = {}
+    for pi in info["pis"]:
+        name = pi["name"]
+        saved = tmp_path / f"old-{name}"
+        saved.mkdir()
+        for part in ("certificate.pem", "private.key"):
+            (saved / part).write_bytes((lab_dir / "pki" / "devices" / name / part).read_bytes())
+        (arn,) = iot.list_thing_principals(thingName=name)["principals"]
+        old[name] = arn.rsplit("/", 1)[-1]
+    # a shared 2-core machine under load has taken 12 s for a round trip from an emulated Pi
+    run, runs, _s = _provision(lab_dir, tmp_path, "renewal", "pis.ini", "-e", "iotfleet_renew_before_days=4000",
+                               "-e", "verify_timeout=45")
+    out = run.stdout
+    assert run.returncode == 0, out[-8000:]
+    events_url = info["aws"]["endpoint_url"] + "/_iotcore/events"
+    seen = len(json.loads(urllib.request.urlopen(events_url, timeout=30).read())["refusals"])
+    for pi in info["pis"]:
+        name = pi["name"]
+        (arn,) = iot.list_thing_principals(thingName=name)["principals"]
+        new_id = arn.rsplit("/", 1)[-1]
+        assert new_id != old[name]
+        assert iot.describe_certificate(certificateId=new_id)["certificateDescription"]["status"] == "ACTIVE"
+        assert old[name] not in [c["certificateId"] for c in iot.list_certificates()["certificates"]]
+        assert re.search(rf"{name}: thing={name} certificate={new_id} verify=OK \([^)]*\) renewal=renewed "
+                         rf"\(was {old[name]}, deleted\)", _report(out)), out[-5000:]
+        on_pi = subprocess.run(["podman", "exec", pi["container"], "sh", "-c",
+                                "cat /etc/iotfleet/certificate.pem; test ! -e /etc/iotfleet/next && echo no-next"],
+                               check=True, capture_output=True, text=True).stdout
+        assert on_pi == _cert(lab_dir, name).decode() + "no-next\n", on_pi
+        refused = _device_client_verify(info, tmp_path / f"old-{name}" / "certificate.pem",
+                                        tmp_path / f"old-{name}" / "private.key", name, tmp_path)
+        assert not refused["ok"] and refused["step"] in ("auth", "tls"), refused
+    # the broker's own record: a refused CONNECT per old identity (client id = thing name)
+    events = json.loads(urllib.request.urlopen(events_url, timeout=30).read())["refusals"][seen:]
+    assert {pi["name"] for pi in info["pis"]} <= {event[1] for event in events}, events
+    assert not (lab_dir / "pki" / "staged" / "devices").exists() or not any((lab_dir / "pki" / "staged" / "devices").iterdir())
+    # 3 remote runs per Pi for the renewal (push, verify, switch) beside the rerun's 2
+    assert all(runs[pi["name"]]["runs"] <= RERUN_MAX + 3 for pi in info["pis"]), runs
 
 
 def _readme_block(lang):

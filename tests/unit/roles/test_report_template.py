@@ -36,7 +36,7 @@ PLAYBOOK = """\
   tasks:
     - ansible.builtin.set_fact:
         registry_fleet_by_host:
-          pi-1.lan: {host: pi-1.lan, thing_name: registered-1, certificate_id: abc123, certificate_arn: arn:x,
+          pi-1.lan: {host: pi-1.lan, thing_name: registered-1, certificate_id: abababababababababababababababababababababababababababababababab, certificate_arn: arn:x,
                      changes: [], failed: false}
     - ansible.builtin.copy:
         dest: "{{ out }}"
@@ -50,8 +50,8 @@ def test_registered_and_unlisted_pis(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     by_host = {e["host"]: e for e in json.loads(out.read_text())}
     assert by_host["pi-1.lan"]["thing_name"] == "registered-1"
-    assert by_host["pi-1.lan"]["certificate_id"] == "abc123" and by_host["pi-1.lan"]["verify_ok"] is True
-    assert by_host["pi-1.lan"]["line"].startswith("pi-1.lan: thing=registered-1 certificate=abc123 verify=OK")
+    assert by_host["pi-1.lan"]["certificate_id"] == "abababababababababababababababababababababababababababababababab" and by_host["pi-1.lan"]["verify_ok"] is True
+    assert by_host["pi-1.lan"]["line"].startswith("pi-1.lan: thing=registered-1 certificate=abababababababababababababababababababababababababababababababab verify=OK")
     assert by_host["pi-2.lan"]["thing_name"] == "lab-two"
     assert by_host["pi-3.lan"]["thing_name"] == "pi-3-lan"
     assert by_host["pi-3.lan"]["certificate_id"] is None and "NOT VERIFIED" in by_host["pi-3.lan"]["result"]
