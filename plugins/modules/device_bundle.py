@@ -567,10 +567,10 @@ def main():
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="cannot write %s: %s" % (getattr(exc, "filename", None) or "a file", exc.strerror or exc))
-    result = dict(key_result, changed=bool(key_result.get("changed")) or (changed and not compare_only),
-                  files=results, pending=changed,
-                  missing_packages=missing_packages(params["packages"], module.run_command,
-                                                    module.get_bin_path("dpkg-query")))
+    result = dict(key_result)
+    result.update(changed=bool(key_result.get("changed")) or (changed and not compare_only), files=results,
+                  pending=changed, missing_packages=missing_packages(params["packages"], module.run_command,
+                                                                     module.get_bin_path("dpkg-query")))
     if module._diff:
         result["diff"] = diffs
     module.exit_json(**result)
