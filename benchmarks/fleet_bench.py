@@ -42,6 +42,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509  # noqa:
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import DEFAULT_RATE_LIMITS  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter  # noqa: E402
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import MANAGED_THING_GROUP  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices  # noqa: E402
@@ -213,9 +214,14 @@ def ceiling(endpoint, threads, seconds):
     return sum(counts) / (time.perf_counter() - t0)
 
 
+# The calls ensure_device makes for a new device, in its order: the replay makes exactly these.
+REPLAY_CALLS = ("DescribeThing", "RegisterCertificate", "CreateThing", "AddThingToThingGroup", "AttachPolicy",
+                "AttachThingPrincipal")
+
+
 def replay_ceiling(lab, endpoint, threads, n, prefix):
-    """Bare boto3 doing a new device's calls (DescribeThing, RegisterCertificate, CreateThing, AttachPolicy,
-    AttachThingPrincipal) for `n` devices whose certificates are made beforehand (not timed): the server's
+    """Bare boto3 doing a new device's calls (REPLAY_CALLS: the managed thing group's mark included, as
+    ensure_fleet makes it) for `n` devices whose certificates are made beforehand (not timed): the server's
     ceiling for exactly this work, without any of the collection's code. Returns calls/s."""
     import queue
 
@@ -228,6 +234,10 @@ def replay_ceiling(lab, endpoint, threads, n, prefix):
                                                                       key.public_key()))))
     clients = [boto3_iot(endpoint) for _t in range(threads)]
     calls = [0] * threads
+    try:   # the group ensure_fleet makes once per run (not timed)
+        clients[0].create_thing_group(thingGroupName=MANAGED_THING_GROUP)
+    except clients[0].exceptions.ResourceAlreadyExistsException:
+        pass
 
     def loop(t):
         raw = clients[t]
@@ -243,9 +253,10 @@ def replay_ceiling(lab, endpoint, threads, n, prefix):
             arn = raw.register_certificate(certificatePem=pem, caCertificatePem=ca_pem, status="ACTIVE")[
                 "certificateArn"]
             raw.create_thing(thingName=name, attributePayload={"attributes": {"site": "bench"}})
+            raw.add_thing_to_thing_group(thingGroupName=MANAGED_THING_GROUP, thingName=name)
             raw.attach_policy(policyName=POLICY, target=arn)
             raw.attach_thing_principal(thingName=name, principal=arn)
-            calls[t] += 5
+            calls[t] += len(REPLAY_CALLS)
 
     workers = [threading.Thread(target=loop, args=(t,)) for t in range(threads)]
     t0 = time.perf_counter()
@@ -507,7 +518,7 @@ def report(out, sizes, per_host_sizes, args):
           "one is the reference):")
     print(f"  describe_thing + create_thing loops:       {ceil:6.0f} calls/s "
           f"({', '.join(f'{c:.0f}' for c in out['ceilings'])}) - reference for reads (rerun)")
-    print(f"  new-device replay (DescribeThing, RegisterCertificate, CreateThing, AttachPolicy, AttachThingPrincipal; "
+    print(f"  new-device replay ({', '.join(REPLAY_CALLS)}; "
           f"certificates made beforehand): {replay:.0f} calls/s ({', '.join(f'{c:.0f}' for c in out['replays'])})"
           " - reference for first runs")
     print()
@@ -586,19 +597,22 @@ def report(out, sizes, per_host_sizes, args):
     module_ms = m["wall"] / m["n"]
     ratio = per_host_ms / module_ms
     in_proc = out["batched"][min(sizes)]
-    verdict(ratio >= 20, f"batched >= 20x faster per device than per-host: {ratio:.0f}x (iot_fleet module run "
+    verdict(ratio >= 50, f"batched >= 50x faster per device than per-host: {ratio:.0f}x (iot_fleet module run "
                          f"N={m['n']} {1000 * module_ms:.1f} ms/device vs per-host N={hn} "
                          f"{1000 * per_host_ms:.0f} ms/device; in-process ensure_fleet N={min(sizes)}: "
                          f"{per_host_ms / (in_proc['wall'] / in_proc['n']):.0f}x)", scale_dependent=True)
     b = out["batched"][sizes[-1]]
-    verdict(b["x_ceiling"] <= 1.5 and b["failed"] == 0,
-            f"N={sizes[-1]} within 1.5x of the server ceiling: {b['x_ceiling']:.2f}x of the new-device replay "
-            f"({sum(b['calls']['calls'].values())} calls in {b['wall']:.1f} s vs {replay:.0f} calls/s; "
+    # the replay made the module's own per-device calls (a run's few fleet-wide reads and the group aside)
+    replayed = sorted(op for op, c in b["calls"]["calls"].items() if c >= sizes[-1] / 2) == sorted(REPLAY_CALLS)
+    verdict(b["x_ceiling"] <= 1.2 and b["failed"] == 0 and replayed,
+            f"N={sizes[-1]} within 1.2x of the server ceiling: {b['x_ceiling']:.2f}x of the new-device replay "
+            f"({'the same operations' if replayed else 'NOT the operations the module made'}; "
+            f"{sum(b['calls']['calls'].values())} calls in {b['wall']:.1f} s vs {replay:.0f} calls/s; "
             f"{b['x_simple_ceiling']:.2f}x of the describe+create ceiling {ceil:.0f} calls/s; failed {b['failed']})",
             scale_dependent=b["failed"] == 0)
     worst = min(s["fraction"] for s in t["per_op"].values())
-    verdict(worst >= 0.9 and t["failed"] == 0,
-            f"throttled: >= 90 % of cap: worst operation {100 * worst:.1f} %, failed devices {t['failed']}")
+    verdict(worst >= 0.95 and t["failed"] == 0,
+            f"throttled: >= 95 % of cap: worst operation {100 * worst:.1f} %, failed devices {t['failed']}")
     verdict(u["failed"] == 0 and u["throttled"] > 0,
             f"throttled without the client limiter: {u['throttled']} ThrottlingException answers retried, "
             f"failed devices {u['failed']}")

@@ -46,6 +46,12 @@ What is added or corrected (see ../shared/LAB-FACTS.md, "Does NOT check" and "Di
 - Wording: where AWS's exact message is not documented, the message is the lab's (the code and
   HTTP status are AWS's).
 Every write bumps ``generation``: the data plane re-reads the registry after a change.
+
+Keyed lookups (``index_backend``): moto finds a thing by name, a certificate by id or ARN, the
+attachments of a principal, of a thing or of a policy, and the certificates of a CA by scanning
+every object, so its cost per call grows with the registry (AWS's does not). Each moto registry
+dict is replaced by a ``_Registry`` that keeps secondary indexes on every set and delete, and
+the moto methods that scanned use them: O(1) per lookup, O(result) per list.
 """
 from __future__ import annotations
 
@@ -128,7 +134,7 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ registry access
     def backend(self, region: str, account: str = DEFAULT_ACCOUNT):
-        return self.backends[account][region]
+        return index_backend(self.backends[account][region])
 
     def registration_code(self, region: str, account: str = DEFAULT_ACCOUNT) -> str:
         return hashlib.sha256(f"{self.seed}:{account}:{region}".encode()).hexdigest()
@@ -169,6 +175,7 @@ class ControlPlane:
                     self.generation += 1
                 if handler is None:
                     import io
+                    self.backend(_region(environ))   # moto's own operations use the indexes too
                     environ["wsgi.input"] = io.BytesIO(body)
                     return moto_app(environ, start_response)
                 region = _region(environ)
@@ -316,6 +323,7 @@ class ControlPlane:
         cert, ca = self.check_registration(backend, pem, ca_pem, status)
         obj = backend.register_certificate(pem, None, False, status)
         obj.ca_certificate_id = ca.certificate_id
+        backend.certificates[obj.certificate_id] = obj   # indexed again, now under its CA
         obj.validity_not_before, obj.validity_not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
         return obj
 
@@ -366,7 +374,7 @@ class ControlPlane:
         name = p.get("thingName") or ""
         if not THING_NAME_RE.match(name):
             raise ApiError("InvalidRequestException", f"Thing name {name!r} must match [a-zA-Z0-9:_-]{{1,128}}")
-        existing = next((t for t in backend.things.values() if t.thing_name == name), None)
+        existing = find_thing(backend, name)
         attrs = (p.get("attributePayload") or {}).get("attributes") or {}
         if existing is not None:
             same = (existing.attributes == attrs
@@ -722,6 +730,126 @@ class ControlPlane:
         import templates
         arns, pem = templates.apply(self, backend, p.get("templateBody"), p.get("parameters") or {})
         return {"certificatePem": pem, "resourceArns": arns}
+
+
+class _Registry(dict):
+    """A moto registry dict (key -> object) that keeps secondary indexes: ``keys`` maps an index
+    name (``indexers``) to a function (key, object) -> index value. Every set and delete updates them (moto only
+    sets and deletes items); ``lookup`` returns the {key: object} of one index value, in insertion
+    order, as the scans it replaces did."""
+
+    def __init__(self, items: dict, **indexers: Callable[[Any, Any], Any]):
+        super().__init__()
+        self.indexers = indexers
+        self.index: dict[str, dict[Any, dict]] = {name: {} for name in indexers}
+        self.placed: dict[Any, dict[str, Any]] = {}   # key -> the index values it is filed under
+        for key, value in items.items():
+            self[key] = value
+
+    def __setitem__(self, key, value):
+        if key in self:
+            self._unfile(key)
+        super().__setitem__(key, value)
+        self.placed[key] = {name: fn(key, value) for name, fn in self.indexers.items()}
+        for name, at in self.placed[key].items():
+            self.index[name].setdefault(at, {})[key] = value
+
+    def __delitem__(self, key):
+        self._unfile(key)
+        super().__delitem__(key)
+
+    def _unfile(self, key):
+        for name, at in self.placed.pop(key, {}).items():
+            bucket = self.index[name].get(at)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del self.index[name][at]
+
+    def lookup(self, name: str, at) -> dict:
+        return self.index[name].get(at) or {}
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("an indexed moto registry is changed by item only (set, del)")
+
+    pop = popitem = update = setdefault = clear = _refuse   # type: ignore[assignment]
+
+
+def index_backend(backend):
+    """Index a moto IoT backend's registries (once; moto's reset makes new backends) and answer
+    its scanning lookups from the indexes. Returns the backend."""
+    if isinstance(backend.things, _Registry):
+        return backend
+    from moto.iot.exceptions import DeleteConflictException, ResourceNotFoundException
+
+    backend.things = _Registry(backend.things, name=lambda k, t: t.thing_name)
+    backend.certificates = _Registry(backend.certificates, arn=lambda k, c: c.arn,
+                                     ca=lambda k, c: getattr(c, "ca_certificate_id", None))
+    backend.principal_things = _Registry(backend.principal_things, principal=lambda k, v: k[0],
+                                         thing=lambda k, v: k[1])
+    backend.principal_policies = _Registry(backend.principal_policies, principal=lambda k, v: k[0],
+                                           policy=lambda k, v: k[1])
+    scanning_get_principal = backend._get_principal
+
+    def describe_thing(thing_name):
+        thing = find_thing(backend, thing_name)
+        if thing is None:
+            raise ResourceNotFoundException()
+        return thing
+
+    def describe_certificate(certificate_id):
+        if certificate_id not in backend.certificates:
+            raise ResourceNotFoundException()
+        return backend.certificates[certificate_id]
+
+    def get_principal(principal_arn):
+        if ":cert/" in principal_arn:
+            certs = backend.certificates.lookup("arn", principal_arn)
+            if not certs:
+                raise ResourceNotFoundException()
+            return next(iter(certs.values()))
+        return scanning_get_principal(principal_arn)   # thing groups (keyed by ARN), Cognito
+
+    def list_thing_principals(thing_name):
+        if find_thing(backend, thing_name) is None:
+            raise ResourceNotFoundException(f"Failed to list principals for thing {thing_name} because the thing "
+                                            "does not exist in your account")
+        return [k[0] for k in backend.principal_things.lookup("thing", thing_name)]
+
+    def policies_of(principal_arn):
+        return [v[1] for v in backend.principal_policies.lookup("principal", principal_arn).values()]
+
+    def validation_delete(cert, force_delete=False):
+        if cert.status == "ACTIVE":
+            from moto.iot.exceptions import CertificateStateException
+            raise CertificateStateException("Certificate must be deactivated (not ACTIVE) before deletion.",
+                                            cert.certificate_id)
+        if backend.principal_things.lookup("principal", cert.arn):
+            raise DeleteConflictException(f"Things must be detached before deletion (arn: {cert.arn})")
+        if backend.principal_policies.lookup("principal", cert.arn) and not force_delete:
+            raise DeleteConflictException(f"Certificate policies must be detached before deletion (arn: {cert.arn})")
+
+    backend.describe_thing = describe_thing
+    backend.describe_certificate = describe_certificate
+    backend._get_principal = get_principal
+    backend._validation_delete = validation_delete
+    backend.list_thing_principals = backend.list_thing_principals_v2 = list_thing_principals
+    backend.list_principal_things = backend.list_principal_things_v2 = (
+        lambda principal_arn: [k[1] for k in backend.principal_things.lookup("principal", principal_arn)])
+    backend.list_attached_policies = lambda target: policies_of(target)
+    backend.list_principal_policies = policies_of
+    backend.list_policy_principals = (
+        lambda policy_name: [k[0] for k in backend.principal_policies.lookup("policy", policy_name)])
+    backend.list_certificates_by_ca = (
+        lambda ca_certificate_id: list(backend.certificates.lookup("ca", ca_certificate_id).values()))
+    return backend
+
+
+def find_thing(backend, name):
+    """The thing (moto object) of that name, or None: one keyed lookup once the backend is indexed."""
+    if isinstance(backend.things, _Registry):
+        return next(iter(backend.things.lookup("name", name).values()), None)
+    return next((t for t in backend.things.values() if t.thing_name == name), None)
 
 
 def _snake(name: str) -> str:

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from api import ApiError
-from control import THING_NAME_RE, cert_id
+from control import THING_NAME_RE, cert_id, find_thing
 
 SUBJECT_PARAMETERS = {
     "CommonName": NameOID.COMMON_NAME, "Country": NameOID.COUNTRY_NAME,
@@ -169,7 +169,7 @@ def apply(control, backend, body: str | dict, supplied: dict[str, str], *,
             raise ApiError("InvalidRequestException",
                            f"{logical}: ThingName {name!r} must match [a-zA-Z0-9:_-]{{1,128}}")
         override = res.get("OverrideSettings") or {}
-        existing = next((t for t in backend.things.values() if t.thing_name == name), None)
+        existing = find_thing(backend, name)
         if existing is not None and "FAIL" in override.values():
             raise ApiError("ResourceAlreadyExistsException", f"{logical}: thing {name} already exists", 409)
         if props.get("ThingTypeName"):

@@ -13,7 +13,7 @@ from ansible.plugins.action import ActionBase
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("directories", "files", "private_key", "packages"))
+    _VALID_ARGS = frozenset(("directories", "files", "private_key", "packages", "device_key", "compare_only"))
 
     def _read_src(self, src, what):
         """(content, encoding) of a controller file; text when it is UTF-8, else base64."""

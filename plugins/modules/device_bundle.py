@@ -21,7 +21,7 @@ description:
   - An action plugin of the same name reads O(files[].src) and O(private_key.src) on the
     B(controller) and passes their contents to the device, so the files need not be on the device
     before. Binary files (a wheel) travel base64-encoded.
-  - The remote side needs only the Python standard library.
+  - The remote side needs only the Python standard library (and C(cryptography) for O(device_key)).
 author:
   - iotfleet.aws developers (@iotfleet)
 options:
@@ -129,6 +129,53 @@ options:
     elements: str
     default: []
     version_added: 1.1.0
+  device_key:
+    description:
+      - Key mode C(device) - the device's own private key and its CSR, handled in this run as
+        M(iotfleet.aws.device_csr) does it (the key made when absent, never replaced, never
+        returned; the CSR made again only when it does not fit the key or O(device_key.common_name)),
+        so that a Pi which already has its identity needs no module run of its own for it.
+      - Needs the Python C(cryptography) package on the device. Without it the key is left alone,
+        RV(csr) is not returned, and RV(missing_packages) names what to install.
+    type: dict
+    version_added: 1.1.0
+    suboptions:
+      path:
+        description: Path of the private key on the device.
+        type: path
+        required: true
+      csr_path:
+        description: Path where the CSR (PEM) is kept on the device.
+        type: path
+        required: true
+      common_name:
+        description: The CSR subject's common name (1 to 64 characters).
+        type: str
+        required: true
+      key_type:
+        description: Type of a new key, V(ec) (P-256) or V(rsa) (2048 bits). An existing key is kept.
+        type: str
+        choices: [ec, rsa]
+        default: ec
+      owner:
+        description: User name or id that owns the key and the CSR.
+        type: str
+      group:
+        description: Group name or id of the key and the CSR.
+        type: str
+      directory_mode:
+        description: Mode of the key's directory when it has to be created.
+        type: raw
+        default: '0750'
+  compare_only:
+    description:
+      - Only compare O(directories), O(files) and O(private_key) with what is on the device, as
+        check mode does, and write none of them; RV(pending) says whether a run without it would
+        change something. O(device_key) is still handled (its key made when absent).
+      - For a preparation run before the device's certificate is known to be the current one.
+    type: bool
+    default: false
+    version_added: 1.1.0
 notes:
   - Run it with O(ignore:become) as root (C(become=true)) when the files belong to another user than the
     connecting one.
@@ -200,6 +247,32 @@ missing_packages:
   elements: str
   sample: [python3-paho-mqtt]
   version_added: 1.1.0
+pending:
+  description: With O(compare_only), whether a directory, file or the key differs from the wanted one (nothing was written).
+  returned: always
+  type: bool
+  version_added: 1.1.0
+csr:
+  description: With O(device_key), the CSR in PEM form. Not returned when the key could not be read or made (check mode, no C(cryptography)).
+  returned: when O(device_key) is set
+  type: str
+  sample: "-----BEGIN CERTIFICATE REQUEST-----\n..."
+  version_added: 1.1.0
+key_created:
+  description: With O(device_key), whether a new private key was (or in check mode would be) made.
+  returned: when O(device_key) is set
+  type: bool
+  version_added: 1.1.0
+csr_created:
+  description: With O(device_key), whether a new CSR was (or in check mode would be) made.
+  returned: when O(device_key) is set
+  type: bool
+  version_added: 1.1.0
+public_key_sha256:
+  description: With O(device_key), SHA-256 of the key's public key (DER SubjectPublicKeyInfo).
+  returned: when RV(csr) is returned
+  type: str
+  version_added: 1.1.0
 """
 
 import base64
@@ -212,6 +285,8 @@ import stat
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
+from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
+from ansible_collections.iotfleet.aws.plugins.module_utils._device_key import ensure_key_and_csr
 from ansible_collections.iotfleet.aws.plugins.module_utils._errors import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._files import parse_mode
 from ansible_collections.iotfleet.aws.plugins.module_utils._files import resolve_gid
@@ -447,26 +522,52 @@ def argument_spec():
             "mutually_exclusive": [["content", "src"]],
         },
         "packages": {"type": "list", "elements": "str", "default": []},
+        "device_key": {
+            "type": "dict",
+            "no_log": False,  # paths and names only: the key itself is never an input or an output
+            "options": dict(
+                {
+                    "path": {"type": "path", "required": True},
+                    "csr_path": {"type": "path", "required": True},
+                    "common_name": {"type": "str", "required": True},
+                    "key_type": {"type": "str", "choices": ["ec", "rsa"], "default": "ec"},
+                    "directory_mode": {"type": "raw", "default": "0750"},
+                },
+                **owner_group
+            ),
+        },
+        "compare_only": {"type": "bool", "default": False},
     }
+
+
+def ensure_device_key(params, check_mode=False):
+    """The key and CSR of O(device_key) (key mode device); without cryptography on the device, none."""
+    if not _x509.HAS_CRYPTOGRAPHY:
+        return {"changed": False, "key_created": False, "csr_created": False}
+    return ensure_key_and_csr(params, check_mode=check_mode)
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    compare_only = params["compare_only"]
     try:
+        key_result = ensure_device_key(params["device_key"], module.check_mode) if params["device_key"] else {}
         changed, results, diffs = ensure_bundle(
-            module.params["directories"],
-            module.params["files"],
-            module.params["private_key"],
-            check_mode=module.check_mode,
-            want_diff=module._diff,
+            params["directories"],
+            params["files"],
+            params["private_key"],
+            check_mode=module.check_mode or compare_only,
+            want_diff=module._diff and not compare_only,
         )
     except IoTFleetError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="cannot write %s: %s" % (getattr(exc, "filename", None) or "a file", exc.strerror or exc))
-    result = {"changed": changed, "files": results,
-              "missing_packages": missing_packages(module.params["packages"], module.run_command,
-                                                   module.get_bin_path("dpkg-query"))}
+    result = dict(key_result)
+    result.update(changed=bool(key_result.get("changed")) or (changed and not compare_only), files=results,
+                  pending=changed, missing_packages=missing_packages(params["packages"], module.run_command,
+                                                                     module.get_bin_path("dpkg-query")))
     if module._diff:
         result["diff"] = diffs
     module.exit_json(**result)

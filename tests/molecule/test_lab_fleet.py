@@ -417,3 +417,42 @@ def test_drift_reported_then_pruned(lab, tmp_path):
                                   "-e", "iotfleet_prune=true")
     assert again.returncode == 0 and "no drift" in _report(again.stdout), again.stdout[-6000:]
     assert all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]
+
+
+@pytest.mark.molecule
+@pytest.mark.parametrize("lab", [1], indirect=True)
+def test_key_mode_device_runs_and_a_lost_key(lab, tmp_path):
+    """Key mode device: <= 4 remote module runs on a first run (apt, device_csr, bundle, verify) and
+    <= 2 on a rerun (the preparation's one bundle run keeps the key and finds nothing to install;
+    verify). A Pi whose key is gone gets a new key, a new certificate (the old one retired) and
+    verifies in the same run; the run after it is a no-change rerun again."""
+    lab_dir, info = lab
+    pi = info["pis"][0]
+    name = pi["name"]
+    mode = ("-e", "iotfleet_key_mode=device")
+    iot = _iot(info)
+    runs_seen = {}
+    for phase in ("first", "rerun"):
+        proc, runs, _s = _provision(lab_dir, tmp_path, phase, "pis.ini", *mode)
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        assert re.search(rf"{name}: thing={name} certificate=[0-9a-f]{{64}} verify=OK", _report(proc.stdout)), proc.stdout[-4000:]
+        runs_seen[phase] = runs[name]
+    assert not (lab_dir / "pki" / "devices" / name / "private.key").exists()   # the key never left the Pi
+    assert runs_seen["first"]["runs"] <= FIRST_RUN_MAX, runs_seen
+    assert runs_seen["rerun"]["runs"] <= RERUN_MAX, runs_seen
+    assert all(r["changed"] == 0 for r in _recap(proc.stdout).values()), proc.stdout[-6000:]
+    (old_arn,) = iot.list_thing_principals(thingName=name)["principals"]
+
+    subprocess.run(["podman", "exec", pi["container"], "rm", "-f", "/etc/iotfleet/private.key"], check=True, capture_output=True)
+    recovered, runs, _s = _provision(lab_dir, tmp_path, "lost-key", "pis.ini", *mode)
+    assert recovered.returncode == 0, recovered.stdout[-6000:]
+    (new_arn,) = iot.list_thing_principals(thingName=name)["principals"]
+    new_id = new_arn.rsplit("/", 1)[-1]
+    assert new_arn != old_arn, recovered.stdout[-4000:]
+    assert re.search(rf"{name}: thing={name} certificate={new_id} verify=OK", _report(recovered.stdout)), recovered.stdout[-4000:]
+    assert old_arn not in [c["certificateArn"] for c in iot.list_certificates()["certificates"]]
+    assert runs[name]["runs"] <= FIRST_RUN_MAX, runs   # compare (new key), bundle, verify
+
+    again, runs, _s = _provision(lab_dir, tmp_path, "after-recovery", "pis.ini", *mode)
+    assert again.returncode == 0 and all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]
+    assert runs[name]["runs"] <= RERUN_MAX, runs

@@ -131,3 +131,52 @@ def test_a_real_play_writes_the_bundle(tmp_path):
     assert stat.S_IMODE(os.stat(dest / "private.key").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(dest / "client.py").st_mode) == 0o755
     assert "changed=0" in run()
+
+
+def test_a_real_play_compares_only_and_keeps_the_device_key(tmp_path):
+    """Key mode device, a known Pi's preparation: compare_only writes no file but says what is pending;
+    device_key makes the key once (never returned), keeps it and its CSR on the next run, and makes a
+    new key when the old one is gone (a new CSR for the controller to sign)."""
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "client.py").write_text("print('hi')\n")
+    dest = tmp_path / "device"
+    out = tmp_path / "result.json"
+    bundle = {
+        "directories": [{"path": str(dest), "mode": "0750"}],
+        "files": [{"path": str(dest / "client.py"), "src": "client.py", "mode": "0755"}],
+        "device_key": {"path": str(dest / "private.key"), "csr_path": str(dest / "device.csr"), "common_name": "pi-1"},
+        "compare_only": "{{ compare }}",
+    }
+    play = [{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"name": "bundle", "register": "bundle", "iotfleet.aws.device_bundle": bundle},
+                  {"name": "keep", "ansible.builtin.copy": {"content": "{{ bundle | to_json }}", "dest": str(out)}}],
+    }]
+    (tmp_path / "play.yml").write_text(json.dumps(play))
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+
+    def run(compare):
+        proc = subprocess.run(
+            [playbook, "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable,
+             "-e", "compare=%s" % compare, str(tmp_path / "play.yml")],
+            capture_output=True, text=True, check=False, cwd=tmp_path, env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="0"),
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        result = json.loads(out.read_text())
+        assert "PRIVATE KEY" not in proc.stdout and "PRIVATE KEY" not in json.dumps(result)
+        return result
+
+    first = run(True)   # a new key and CSR; the file is only found pending, not written
+    assert first["changed"] and first["key_created"] and first["pending"] and not (dest / "client.py").exists()
+    assert first["csr"] == (dest / "device.csr").read_text() and first["csr"].startswith("-----BEGIN CERTIFICATE REQUEST")
+    assert stat.S_IMODE(os.stat(dest / "private.key").st_mode) == 0o600
+    key = (dest / "private.key").read_bytes()
+    installed = run(False)
+    assert installed["changed"] and not installed["key_created"] and (dest / "client.py").exists()
+    again = run(True)   # nothing to do: not changed, nothing pending, the same CSR
+    assert not again["changed"] and not again["pending"] and again["csr"] == first["csr"]
+    assert (dest / "private.key").read_bytes() == key
+    (dest / "private.key").unlink()   # the key is gone on the Pi: a new one and a new CSR
+    recovered = run(True)
+    assert recovered["changed"] and recovered["key_created"] and recovered["csr"] != first["csr"]
+    assert recovered["public_key_sha256"] != first["public_key_sha256"] and not recovered["pending"]

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from ansible_collections.iotfleet.aws.plugins.module_utils import _device_key
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._errors import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.modules import device_csr as dcsr
@@ -118,7 +119,7 @@ def test_csr_of_another_key_is_replaced_and_check_mode_writes_nothing(tmp_path):
 def test_refuses_to_replace_bad_key(tmp_path):
     (tmp_path / "iot").mkdir()
     (tmp_path / "iot" / "private.key").write_text("garbage")
-    with pytest.raises(dcsr.CsrError, match="private.key exists but is not an unencrypted PEM private key; not replacing"):
+    with pytest.raises(_device_key.CsrError, match="private.key exists but is not an unencrypted PEM private key; not replacing"):
         dcsr.ensure_key_and_csr(_params(tmp_path))
     assert (tmp_path / "iot" / "private.key").read_text() == "garbage"
     assert not (tmp_path / "iot" / "device.csr").exists()
