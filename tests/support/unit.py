@@ -29,3 +29,10 @@ def run_in_threads(work, count):
     for thread in threads:
         thread.join()
     return errors
+
+
+def principals(boto3_iot, thing):
+    """The certificates attached to ``thing``: {certificate id: status}."""
+    return {arn.rsplit("/", 1)[-1]: boto3_iot.describe_certificate(certificateId=arn.rsplit("/", 1)[-1])
+            ["certificateDescription"]["status"]
+            for arn in boto3_iot.list_thing_principals(thingName=thing)["principals"]}

@@ -16,34 +16,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import retry_decorator
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
-from support.iotcore import register_ca_certificate
-from support.recorders import ApiCallCounter
-
-POLICY = "fleet-device"
-
-
-@pytest.fixture(scope="module")
-def fleet_ca():
-    return _x509.create_ca("Fleet CA")
-
+from support.unit import POLICY
+from support.unit import principals
 
 @pytest.fixture
-def fleet(boto3_iot, fleet_ca, tmp_path):
+def fleet(fleet_account):
     """Two devices provisioned with 20-day certificates; ``spec(**kw)`` is the registration spec
     (renewal rotate, due within 30 days: both are due)."""
-    ca_cert, ca_key = fleet_ca
-    register_ca_certificate(boto3_iot, ca_cert, ca_key)
-    boto3_iot.create_policy(policyName=POLICY, policyDocument='{"Version": "2012-10-17", "Statement": []}')
-    counter = ApiCallCounter().attach(boto3_iot)
-    client = IoTClient(boto3_iot, retry=retry_decorator(retries=6, delay=0.01, max_delay=0.05))
-    pki = str(tmp_path / "pki")
+    client, counter, ca_cert, ca_key, pki = fleet_account
 
     def spec(renew_before_days=30, renewal="rotate", **kwargs):
         devices = validate_devices([dict(thing_name=f"pi-{i}", host=f"pi{i}.lan") for i in range(2)])
@@ -54,12 +39,6 @@ def fleet(boto3_iot, fleet_ca, tmp_path):
     assert provisioned["failed_devices"] == [] and provisioned["renewal_due_devices"] == []
     counter.reset()
     return client, counter, spec, pki, {d["thing_name"]: d["certificate_id"] for d in provisioned["devices"]}
-
-
-def principals(boto3_iot, thing):
-    return {arn.rsplit("/", 1)[-1]: boto3_iot.describe_certificate(certificateId=arn.rsplit("/", 1)[-1])
-            ["certificateDescription"]["status"]
-            for arn in boto3_iot.list_thing_principals(thingName=thing)["principals"]}
 
 
 def live_id(pki, thing):

@@ -22,6 +22,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
 from support.unit import POLICY
+from support.unit import principals
 
 
 @pytest.fixture
@@ -39,12 +40,6 @@ def fleet(fleet_account):
     assert provisioned["failed_devices"] == []
     counter.reset()
     return client, counter, spec, pki, {d["thing_name"]: d["certificate_id"] for d in provisioned["devices"]}
-
-
-def principals(boto3_iot, thing):
-    return {arn.rsplit("/", 1)[-1]: boto3_iot.describe_certificate(certificateId=arn.rsplit("/", 1)[-1])
-            ["certificateDescription"]["status"]
-            for arn in boto3_iot.list_thing_principals(thingName=thing)["principals"]}
 
 
 def tree(pki):
