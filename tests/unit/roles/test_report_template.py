@@ -36,22 +36,23 @@ PLAYBOOK = """\
   tasks:
     - ansible.builtin.set_fact:
         registry_fleet_by_host:
-          pi-1.lan: {host: pi-1.lan, thing_name: registered-1, certificate_id: abababababababababababababababababababababababababababababababab, certificate_arn: arn:x,
+          pi-1.lan: {host: pi-1.lan, thing_name: registered-1, certificate_id: "{{ cert_id }}", certificate_arn: arn:x,
                      changes: [], failed: false}
     - ansible.builtin.copy:
         dest: "{{ out }}"
         content: "{{ lookup('ansible.builtin.template', report) | trim }}"
 """
+CERT_ID = "ab" * 32   # a certificate id as AWS makes them (64 hex); the report keeps only such
 
 
 def test_registered_and_unlisted_pis(tmp_path):
     out = tmp_path / "report.json"
-    run = ansible_playbook(tmp_path, PLAYBOOK, {"pis.ini": INVENTORY}, {"out": str(out), "report": str(REPORT)}, "-c", "local")
+    run = ansible_playbook(tmp_path, PLAYBOOK, {"pis.ini": INVENTORY}, {"out": str(out), "report": str(REPORT), "cert_id": CERT_ID}, "-c", "local")
     assert run.returncode == 0, run.stdout + run.stderr
     by_host = {e["host"]: e for e in json.loads(out.read_text())}
     assert by_host["pi-1.lan"]["thing_name"] == "registered-1"
-    assert by_host["pi-1.lan"]["certificate_id"] == "abababababababababababababababababababababababababababababababab" and by_host["pi-1.lan"]["verify_ok"] is True
-    assert by_host["pi-1.lan"]["line"].startswith("pi-1.lan: thing=registered-1 certificate=abababababababababababababababababababababababababababababababab verify=OK")
+    assert by_host["pi-1.lan"]["certificate_id"] == CERT_ID and by_host["pi-1.lan"]["verify_ok"] is True
+    assert by_host["pi-1.lan"]["line"].startswith(f"pi-1.lan: thing=registered-1 certificate={CERT_ID} verify=OK")
     assert by_host["pi-2.lan"]["thing_name"] == "lab-two"
     assert by_host["pi-3.lan"]["thing_name"] == "pi-3-lan"
     assert by_host["pi-3.lan"]["certificate_id"] is None and "NOT VERIFIED" in by_host["pi-3.lan"]["result"]
