@@ -429,7 +429,9 @@ def main(argv=None):
     parser.add_argument("--forks", type=int, default=8)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--ceiling-seconds", type=float, default=6.0)
-    parser.add_argument("--replay-n", type=int, default=200, help="devices of the bare-boto3 new-device replay")
+    parser.add_argument("--replay-n", type=int, default=0,
+                        help="devices of the bare-boto3 new-device replay (default: the largest batched size, so the "
+                             "reference does exactly the work it is compared with, ramp-up and tail included)")
     parser.add_argument("--throttle-workers", type=int, default=32,
                         help="workers of the throttled run: at least cap x per-device latency to keep every API busy")
     parser.add_argument("--cap", type=float, default=0.0,
@@ -450,8 +452,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.module_n, args.per_host, args.throttle_n, args.forks = "30,60", 30, "4", 40, 4
-        args.ceiling_seconds, args.replay_n = 2.0, 30
+        args.ceiling_seconds = 2.0
     sizes = sorted(int(x) for x in args.sizes.split(",") if x)
+    args.replay_n = args.replay_n or sizes[-1]
     per_host_sizes = [int(x) for x in args.per_host.split(",") if x]
 
     work = tempfile.mkdtemp(prefix="fleet-bench-")
