@@ -24,6 +24,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validat
 from support.unit import POLICY
 from support.unit import principals
 
+
 @pytest.fixture
 def fleet(fleet_account):
     """Two devices provisioned with 20-day certificates; ``spec(**kw)`` is the registration spec
