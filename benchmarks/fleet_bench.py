@@ -19,7 +19,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,27 +46,18 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSp
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet  # noqa: E402
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices  # noqa: E402
 from tests.support.iotcore import IoTCore  # noqa: E402
+from tests.support.procs import free_port  # noqa: E402
+from tests.support.procs import port_open  # noqa: E402
+from tests.support.procs import wait_for  # noqa: E402
 from tests.support.recorders import ApiCallCounter  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------- processes
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, proc, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process {proc.pid} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+def _listening(port, proc):
+    """True once the child accepts connections on the loopback port; RuntimeError when it exited."""
+    if proc.poll() is not None:
+        raise RuntimeError(f"process {proc.pid} exited with {proc.returncode}")
+    return port_open("127.0.0.1", port, timeout=0.5)
 
 
 class Child:
@@ -83,7 +73,7 @@ class Child:
             with open(self.log, "ab") as log:
                 self.proc = subprocess.Popen(self.argv_for_port(self.port), stdout=log, stderr=subprocess.STDOUT)
             try:
-                wait_for_port(self.port, self.proc)
+                wait_for(lambda: _listening(self.port, self.proc), 30.0, f"127.0.0.1:{self.port}")
                 return self
             except RuntimeError:
                 continue
