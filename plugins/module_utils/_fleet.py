@@ -1000,12 +1000,15 @@ def _key_matches(path, cert, what):
 
 
 def _active_under_ca(client, ca_id):
-    """The ids of the ACTIVE certificates registered under the CA (none when it is not registered)."""
-    if client.get("describe_ca_certificate", certificateId=ca_id) is None:
-        return None
-    return sorted(c["certificateId"] for c in client.paginate("list_certificates_by_ca", "certificates",
-                                                              caCertificateId=ca_id, pageSize=250)
-                  if c.get("status") == "ACTIVE")
+    """The CA's description and the ids of the ACTIVE certificates registered under it; (None, None) when
+    the CA is not registered."""
+    described = client.get("describe_ca_certificate", certificateId=ca_id)
+    if described is None:
+        return None, None
+    return described["certificateDescription"], sorted(
+        c["certificateId"] for c in client.paginate("list_certificates_by_ca", "certificates",
+                                                    caCertificateId=ca_id, pageSize=250)
+        if c.get("status") == "ACTIVE")
 
 
 def live_certificate_ids(pki_dir, devices):
@@ -1073,7 +1076,7 @@ def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certi
                 return result
             raise IoTFleetError(f"The next fleet CA {new_id} ({next_certificate_path}) is not registered ACTIVE: the "
                                 "old CA stays; rerun rotate.yml (its ca step registers the next CA).")
-        active = _active_under_ca(client, old_id)
+        old_description, active = _active_under_ca(client, old_id)
         active = [c for c in active or [] if not (check_mode and c in pending)] if active is not None else None
         if active:
             result.update(state="waiting", active_certificates=len(active), active_certificate_ids=active[:MAX_NAMED],
@@ -1083,8 +1086,7 @@ def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certi
         if active is not None:
             result["changes"].append("old CA retired")
             if not check_mode:
-                description = client.get("describe_ca_certificate", certificateId=old_id)["certificateDescription"]
-                if description.get("status") == "ACTIVE":
+                if old_description.get("status") == "ACTIVE":
                     client.call("update_ca_certificate", certificateId=old_id, newStatus="INACTIVE")
                 client.delete("delete_ca_certificate", certificateId=old_id)
         archive = os.path.join(os.path.dirname(ca_certificate_path), CA_RETIRED_DIR, old_id)
