@@ -70,7 +70,8 @@ molecule: venv lab-image
 # scale_bench.py (the cloud side of provision.yml at 10,000 hosts, JITP at 1,000; issue 12). All
 # always run; make fails if any does. BENCH_ARGS goes to all (--quick: smoke run of each, ~4 min);
 # IOTCORE_BENCH_ARGS to iotcore_bench.py only (e.g. --devices 2000), SCALE_BENCH_ARGS to
-# scale_bench.py only (e.g. --full: 10,000 new devices, 3-15 min more).
+# scale_bench.py only (its default runs 10,000 new devices and their rerun, ~15-25 min here;
+# --cases 1000:1000,10000:1000 is the short form).
 # Last, device_bench.py (issue 12 item 3; needs the lab image): remote module runs and seconds per
 # emulated Pi, first run and rerun, both key modes (--quick: controller only); DEVICE_BENCH_ARGS
 # to it only (e.g. --pis 3).

@@ -471,6 +471,14 @@ def main(argv=None):
         out["replays"].append(replay_ceiling(lab, core.url, args.workers, args.replay_n, "r1"))
         print(f"# after the N={big} run: ceiling {out['ceilings'][-1]:.0f} calls/s, new-device replay "
               f"{out['replays'][-1]:.0f} calls/s", flush=True)
+        # the largest run once more after the second replay: the module, like the replay, is measured twice
+        # around the other and its better run counts (a shared machine's noise hits either side)
+        again = batched(lab, core.url, f"c{big}", big, args.workers, rates=unlimited)
+        print(f"# batched {big} again: {again['wall']:.1f} s", flush=True)
+        out["batched_walls"] = [out["batched"][big]["wall"], again["wall"]]
+        out["batched_failed"] = out["batched"][big]["failed"] + again["failed"]
+        if again["wall"] < out["batched"][big]["wall"]:
+            out["batched"][big] = again
         out["ceiling"] = max(out["ceilings"])  # the higher ones: the conservative references
         out["replay"] = max(out["replays"])
         out["rerun"] = batched(lab, core.url, f"b{big}", big, args.workers, rates=unlimited)
@@ -597,12 +605,14 @@ def report(out, sizes, per_host_sizes, args):
     b = out["batched"][sizes[-1]]
     # the replay made the module's own per-device calls (a run's few fleet-wide reads and the group aside)
     replayed = sorted(op for op, c in b["calls"]["calls"].items() if c >= sizes[-1] / 2) == sorted(REPLAY_CALLS)
-    verdict(b["x_ceiling"] <= 1.2 and b["failed"] == 0 and replayed,
+    failed = out["batched_failed"]   # both runs' failed devices: the better run must not hide the other's
+    verdict(b["x_ceiling"] <= 1.2 and failed == 0 and replayed,
             f"N={sizes[-1]} within 1.2x of the server ceiling: {b['x_ceiling']:.2f}x of the new-device replay "
             f"({'the same operations' if replayed else 'NOT the operations the module made'}; "
-            f"{sum(b['calls']['calls'].values())} calls in {b['wall']:.1f} s vs {replay:.0f} calls/s; "
-            f"{b['x_simple_ceiling']:.2f}x of the describe+create ceiling {ceil:.0f} calls/s; failed {b['failed']})",
-            scale_dependent=b["failed"] == 0)
+            f"{sum(b['calls']['calls'].values())} calls in {b['wall']:.1f} s, the better of 2 runs "
+            f"({', '.join(f'{w:.1f}' for w in out['batched_walls'])} s), vs {replay:.0f} calls/s; "
+            f"{b['x_simple_ceiling']:.2f}x of the describe+create ceiling {ceil:.0f} calls/s; failed {failed})",
+            scale_dependent=failed == 0)
     worst = min(s["fraction"] for s in t["per_op"].values())
     verdict(worst >= 0.95 and t["failed"] == 0,
             f"throttled: >= 95 % of cap: worst operation {100 * worst:.1f} %, failed devices {t['failed']}")
@@ -612,7 +622,9 @@ def report(out, sizes, per_host_sizes, args):
     verdict(r["calls"]["writes"] == 0 and r["failed"] == 0 and r["changed"] == 0
             and r["calls"]["reads"] / rn <= 1.1,
             f"no-change rerun of {rn}: {r['calls']['writes']} writes, {r['calls']['reads'] / rn:.2f} reads/device "
-            f"(target <= 1.1: the registry read in pages), {r['wall']:.1f} s, changed devices {r['changed']}")
+            f"(target <= 1.1: the registry read in pages), {r['wall']:.1f} s, changed devices {r['changed']}",
+            # the pages of the whole account's things are a fixed cost a smoke run's N cannot amortise
+            scale_dependent=r["calls"]["writes"] == 0 and r["failed"] == 0 and r["changed"] == 0)
     for name, res in list(out["batched"].items()) + [("rerun", r), ("throttle", t), ("unpaced", u)]:
         if res["failed"]:
             print(f"  {name}: {res['failed']} failed, e.g. {res['failures']}")

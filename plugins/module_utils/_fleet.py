@@ -420,8 +420,10 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
     cert_arn = None
     unregistered = False   # the certificate was not registered before this run: nothing attached to it
     if cert is not None:
-        ca_cert = (issuing_ca(spec, cert) or spec.ca_cert) if spec.register_with_ca else None
-        fresh = "certificate" in changes   # issued now: its id is new, AWS cannot know it
+        fresh = "certificate" in changes   # issued now (by spec.ca_cert): its id is new, AWS cannot know it
+        ca_cert = None
+        if spec.register_with_ca:
+            ca_cert = spec.ca_cert if fresh else (issuing_ca(spec, cert) or spec.ca_cert)
         # An existing certificate is read first with its status left alone: INACTIVE is an
         # operator's quarantine and stays so unless the device says reactivate.
         outcome = ensure_certificate(client, cert=cert, ca_cert=ca_cert, status="ACTIVE" if fresh else None,
