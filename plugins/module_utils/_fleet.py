@@ -227,7 +227,7 @@ def _usable_certificate(cert_pem, spec, thing_name, public_key):
         _x509.common_name(cert) != _x509.device_common_name(thing_name)
         or issuing_ca(spec, cert) is None
         or _x509.not_valid_after(cert) - spec.renew_before <= now
-        or _x509._public_der(cert.public_key()) != _x509._public_der(public_key)
+        or not _x509.same_public_key(cert.public_key(), public_key)
     ):
         return None
     return cert
@@ -526,6 +526,10 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
             if superseded:
                 result["superseded_certificates"] = result.get("superseded_certificates", []) + superseded
                 result["changes"].append("retired superseded certificates")
+            # a rotation staged for the identity replaced now is superseded with it (its certificate was one
+            # of the thing's others): its files go too, key destroyed, so no later rotation revives it
+            if _archive_identity(spec, thing_name, staged=True):
+                result["changes"].append("archived the staged identity")
     if result.get("superseded_certificates"):
         after["retired_certificates"] = list(result["superseded_certificates"])
     if identity_spec is not spec and cert is not None and not fresh and not result.get("quarantined"):
@@ -618,13 +622,14 @@ def _retire_certificate(client, spec, certificate_id, check_mode):
     return revoke_certificate(client, certificate_id, check_mode=check_mode)
 
 
-def _archive_identity(spec, thing_name):
-    """Move a replaced identity's controller files aside (``pki/retired/``), the key destroyed."""
-    directory = device_dir(spec.pki_dir, thing_name)
+def _archive_identity(spec, thing_name, staged=False):
+    """Move a replaced identity's controller files aside (``pki/retired/``), the key destroyed;
+    ``staged``: the identity staged for a rotation (``pki/staged/devices/<thing>``)."""
+    directory = device_dir(staged_spec(spec).pki_dir if staged else spec.pki_dir, thing_name)
     if not os.path.isdir(directory):
         return None
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    archive = os.path.join(spec.pki_dir, "retired", f"{thing_name}-{stamp}")
+    archive = os.path.join(spec.pki_dir, "retired", f"{thing_name}{'-staged' if staged else ''}-{stamp}")
     key_path = os.path.join(directory, KEY_FILE)
     if os.path.exists(key_path):
         os.remove(key_path)
@@ -650,6 +655,7 @@ def retire_device(client, spec, device, check_mode=False):
     directory = device_dir(spec.pki_dir, thing_name)
     ids = {arn.rsplit("/", 1)[-1] for arn in client.paginate("list_thing_principals", "principals", thingName=thing_name)}
     ids.add(held_certificate_id(spec.pki_dir, thing_name))   # a damaged file names none: the principals still do
+    ids.add(held_certificate_id(staged_spec(spec).pki_dir, thing_name))   # a rotation's staged one, attached or not
     ids.discard(None)
     for cert_id in sorted(ids):
         if _retire_certificate(client, spec, cert_id, check_mode):
@@ -661,7 +667,12 @@ def retire_device(client, spec, device, check_mode=False):
     if os.path.isdir(directory):
         # never left usable: the key goes, the certificate stays for audit
         result["archived_to"] = "(check mode)" if check_mode else _archive_identity(spec, thing_name)
-    result["changed"] = bool(result["retired_certificates"] or result["thing_deleted"] or result["archived_to"])
+    if os.path.isdir(device_dir(staged_spec(spec).pki_dir, thing_name)):
+        # a rotation staged but not promoted: its key goes too
+        result["staged_archived_to"] = ("(check mode)" if check_mode
+                                        else _archive_identity(spec, thing_name, staged=True))
+    result["changed"] = bool(result["retired_certificates"] or result["thing_deleted"] or result["archived_to"]
+                             or result.get("staged_archived_to"))
     return result
 
 

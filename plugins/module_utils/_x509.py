@@ -174,15 +174,23 @@ def _public_der(public_key):
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def _as_public(key):
+    return key.public_key() if hasattr(key, "private_bytes") else key
+
+
 def public_key_sha256(key_or_public_key):
     """Hex SHA-256 of a public key's DER SubjectPublicKeyInfo (of a private key: its public key)."""
-    public_key = key_or_public_key.public_key() if hasattr(key_or_public_key, "private_bytes") else key_or_public_key
-    return hashlib.sha256(_public_der(public_key)).hexdigest()
+    return hashlib.sha256(_public_der(_as_public(key_or_public_key))).hexdigest()
+
+
+def same_public_key(a, b):
+    """True when two keys (public or private) have the same public key."""
+    return _public_der(_as_public(a)) == _public_der(_as_public(b))
 
 
 def key_matches_certificate(key, cert):
     """True when the private ``key`` is the one for the certificate's public key."""
-    return _public_der(key.public_key()) == _public_der(cert.public_key())
+    return same_public_key(key, cert.public_key())
 
 
 def not_valid_before(cert):
@@ -426,7 +434,7 @@ def csr_fits(csr_pem_or_obj, key, common_name):
         return False
     if not csr.is_signature_valid:
         return False
-    if _public_der(csr.public_key()) != _public_der(key.public_key()):
+    if not same_public_key(csr.public_key(), key):
         return False
     return csr.subject == _name(common_name)
 

@@ -407,7 +407,8 @@ failed_devices:
   description:
     - Hosts whose device failed.
     - With O(state=absent) each device also returns C(retired_certificates) (ids), C(thing_deleted)
-      and C(archived_to) (the controller directory its files moved to).
+      and C(archived_to) (the controller directory its files moved to; C(staged_archived_to) for an identity a
+      rotation staged and did not promote).
   returned: always
   type: list
   elements: str

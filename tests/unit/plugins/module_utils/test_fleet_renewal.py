@@ -19,6 +19,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
 from support.unit import POLICY
@@ -136,3 +137,51 @@ def test_a_dead_certificate_is_replaced_at_once(fleet, boto3_iot, fleet_ca):
 def test_renewal_refuses_an_unknown_mode():
     with pytest.raises(IoTFleetError, match="renewal must be one of replace, rotate"):
         FleetSpec([], None, None, "/nonexistent", renewal="later")
+
+
+@pytest.mark.parametrize("retire", ["delete", "revoke"])
+def test_a_recovery_also_retires_a_pending_renewal(fleet, boto3_iot, retire):
+    """pi0's renewal was staged (its next certificate ACTIVE and attached), then its live certificate is
+    REVOKED: the recovery gives it a new identity and retires both others, and the staged files go
+    (key destroyed), so no later rotation registers the retired certificate again or stops on it."""
+    client, _counter, spec, pki, old = fleet
+    only_pi0 = spec(retire_certificates=retire)
+    only_pi0.devices = [d for d in only_pi0.devices if d["host"] == "pi0.lan"]
+    staged = rotate_fleet(client, only_pi0, "stage", rotate_all=True)["devices"][0]["certificate_id"]
+    boto3_iot.update_certificate(certificateId=old["pi-0"], newStatus="REVOKED")
+
+    result = ensure_fleet(client, only_pi0)
+    device = result["devices"][0]
+    assert result["failed_devices"] == [] and "archived the staged identity" in device["changes"]
+    assert sorted(device["superseded_certificates"]) == sorted([old["pi-0"], staged])
+    assert not os.path.exists(os.path.join(pki, "staged", "devices", "pi-0"))
+    archived = [d for d in os.listdir(os.path.join(pki, "retired")) if d.startswith("pi-0-staged-")]
+    assert len(archived) == 1
+    assert sorted(os.listdir(os.path.join(pki, "retired", archived[0]))) == ["certificate.pem"]
+    assert principals(boto3_iot, "pi-0") == {device["certificate_id"]: "ACTIVE"}
+
+    # the new certificate is not due: a rotation stages nothing and revives nothing
+    restage = rotate_fleet(client, spec(retire_certificates=retire, renew_before_days=10), "stage")
+    assert restage["failed_devices"] == [] and restage["staged_devices"] == []
+    assert principals(boto3_iot, "pi-0") == {device["certificate_id"]: "ACTIVE"}
+    assert not ensure_fleet(client, only_pi0)["changed"]
+
+
+def test_decommission_retires_a_staged_identity_too(fleet, boto3_iot):
+    """A device decommissioned with a rotation staged: both certificates retired, both keys destroyed."""
+    client, _counter, spec, pki, old = fleet
+    only_pi0 = spec()
+    only_pi0.devices = [d for d in only_pi0.devices if d["host"] == "pi0.lan"]
+    staged = rotate_fleet(client, only_pi0, "stage", rotate_all=True)["devices"][0]["certificate_id"]
+    for check_mode in (True, False, False):
+        device = retire_fleet(client, only_pi0, check_mode=check_mode)["devices"][0]
+        if check_mode:
+            assert device["changed"] and device["staged_archived_to"] == "(check mode)"
+            assert os.path.isdir(os.path.join(pki, "staged", "devices", "pi-0"))
+    assert not device["changed"] and not device.get("staged_archived_to")
+    assert not os.path.exists(os.path.join(pki, "staged", "devices", "pi-0"))
+    keys = [f for _d, _s, files in os.walk(os.path.join(pki, "retired")) for f in files if f.endswith(".key")]
+    assert keys == []
+    for cert_id in (old["pi-0"], staged):
+        with pytest.raises(boto3_iot.exceptions.ResourceNotFoundException):
+            boto3_iot.describe_certificate(certificateId=cert_id)

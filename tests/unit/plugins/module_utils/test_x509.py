@@ -346,3 +346,9 @@ def test_thread_safe_issuing(ca):
     assert run_in_threads(work, 16) == []
     assert len({_x509.certificate_id(c) for c in results}) == 16
     assert all(_x509.is_issued_by(c, ca[0]) for c in results)
+
+
+def test_same_public_key(ca, rsa_ca):
+    key = ca[1]
+    assert _x509.same_public_key(key, key.public_key()) and _x509.same_public_key(key.public_key(), ca[0].public_key())
+    assert not _x509.same_public_key(key, rsa_ca[1]) and not _x509.same_public_key(key, _x509.generate_private_key())
