@@ -9,6 +9,7 @@ throttles.
 """
 
 import collections
+import os
 import threading
 
 import pytest
@@ -453,6 +454,8 @@ def test_thing_groups_are_made_once_per_run_and_joined_per_device(fleet, boto3_i
     assert calls["AddThingToThingGroup"] == 9 and "ListThingGroupsForThing" not in calls   # new things: no list
     assert sorted(result["thing_groups_created"]) == ["iotfleet-managed", "site-a"] and result["changed"]
     assert result["failed_devices"] == ["h-dyn", "h-bad"]
+    for refused in ("pi-dyn", "pi-bad"):   # refused before any write: no key or certificate made for it
+        assert not (tmp_path / "pki" / "devices" / refused).exists()
     by_host = {d["host"]: d for d in result["devices"]}
     assert "h-dyn:" in by_host["h-dyn"]["msg"] and "dynamic" in by_host["h-dyn"]["msg"]
     assert "thing_groups must be a list" in by_host["h-bad"]["msg"]
@@ -620,3 +623,19 @@ def test_the_thing_type_is_checked_once_per_run_and_a_bad_one_fails_every_device
 
     with pytest.raises(IoTFleetError, match="Invalid thing type name"):
         ensure_fleet(client, FleetSpec(typed(1).devices, ca_cert, ca_key, str(pki), thing_type="no spaces"))
+
+
+def test_an_identity_that_cannot_be_made_fails_its_device_alone(fleet, boto3_iot):
+    """The identities are made by one thread ahead of the API threads: a device whose key cannot be read
+    fails alone, with the reason, before any AWS call for it; the others register."""
+    client, _counter, spec = fleet
+    first = spec(3)
+    damaged = os.path.join(first.pki_dir, "devices", "pi-1")
+    os.makedirs(damaged, mode=0o700)
+    with open(os.path.join(damaged, "private.key"), "w") as f:
+        f.write("not a key\n")
+    result = ensure_fleet(client, first)
+    assert result["failed_devices"] == ["pi-1"], result
+    assert "private key of pi-1" in result["devices"][1]["msg"]
+    assert sorted(t["thingName"] for t in boto3_iot.list_things()["things"]) == ["pi-0", "pi-2"]
+    assert [r["changed"] for r in result["devices"]] == [True, False, True]
