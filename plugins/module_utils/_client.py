@@ -264,12 +264,17 @@ class IoTClient:
                 return False
             raise
 
-    def paginate(self, operation, result_key, **kwargs):
-        """All items of a paginated list call (retried page by page); missing → []."""
+    def paginate(self, operation, result_key, max_pages=None, **kwargs):
+        """All items of a paginated list call (retried page by page); missing → [].
+        ``max_pages``: read at most that many pages; None when there are more (the listing is not complete)."""
         items = []
         marker_in, marker_out = _MARKERS.get(operation, ("nextToken", "nextToken"))
+        pages = 0
         while True:
+            if max_pages is not None and pages >= max_pages:
+                return None
             page = self.get(operation, **kwargs)
+            pages += 1
             if page is None:
                 return items
             items.extend(page.get(result_key) or [])

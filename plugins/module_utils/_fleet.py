@@ -27,6 +27,7 @@ CA (the ``ca`` role); no AWS call at all, the certificate id is computed locally
 
 import copy
 import datetime
+import math
 import os
 import threading
 import time
@@ -309,18 +310,26 @@ def ensure_device_jitp(spec, device, check_mode=False):
 
 
 BULK_READ_MIN_DEVICES = 50
+# ListThings pages (250 things each) a snapshot reads per device at most: reading on would cost more reads
+# than the DescribeThing per device it saves (at worst a rerun then makes 1.5 reads per device)
+THING_PAGES_PER_DEVICE = 0.5
 
 
 class RegistrySnapshot:
     """The registry read in pages once for a whole fleet (``ensure_fleet`` with many devices):
     things (ListThings), the fleet CA's certificates (ListCertificatesByCA) and the policy's
     targets (ListTargetsForPolicy). A rerun then costs one read per device (the certificate's
-    things) instead of four. Taken at the start of the run; writes go to AWS as always.
+    things) instead of four; two in an account whose things outnumber the fleet's more than 125
+    to 1 (:data:`THING_PAGES_PER_DEVICE`). Taken at the start of the run; writes go to AWS as always.
     """
 
     def __init__(self, client, spec):
-        # the largest pages AWS serves (250) for all three listings
-        self.things = {t["thingName"]: t for t in client.paginate("list_things", "things", maxResults=250)}
+        # the largest pages AWS serves (250) for all three listings. ListThings lists the whole account: when it
+        # takes more than THING_PAGES_PER_DEVICE pages per device (an account holding far more things than the
+        # fleet), the listing is dropped and each thing described (the pages would cost more than they save)
+        budget = max(1, math.ceil(len(spec.devices) * THING_PAGES_PER_DEVICE))
+        things = client.paginate("list_things", "things", maxResults=250, max_pages=budget)
+        self.things = {t["thingName"]: t for t in things or []}
         self.ca_id = _x509.certificate_id(spec.ca_cert) if spec.register_with_ca else None
         self.certificates = {}
         if self.ca_id:

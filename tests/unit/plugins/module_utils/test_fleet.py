@@ -639,3 +639,30 @@ def test_an_identity_that_cannot_be_made_fails_its_device_alone(fleet, boto3_iot
     assert "private key of pi-1" in result["devices"][1]["msg"]
     assert sorted(t["thingName"] for t in boto3_iot.list_things()["things"]) == ["pi-0", "pi-2"]
     assert [r["changed"] for r in result["devices"]] == [True, False, True]
+
+
+def test_an_account_with_far_more_things_than_the_fleet_is_not_listed_whole(fleet, boto3_iot, monkeypatch):
+    """ListThings lists the whole account: past THING_PAGES_PER_DEVICE pages per device the snapshot stops
+    reading it and each thing is described instead; the rerun still writes nothing, and a thing changed
+    behind the module's back is still repaired."""
+    from ansible_collections.iotfleet.aws.plugins.module_utils import _fleet
+    client, counter, spec = fleet
+    n = _fleet.BULK_READ_MIN_DEVICES
+    first = ensure_fleet(client, spec(n), workers=4)
+    assert first["failed_devices"] == []
+    for i in range(210):   # other things of the account: 260 in all, two pages of 250
+        boto3_iot.create_thing(thingName=f"other-{i}")
+    counter.reset()
+    ensure_fleet(client, spec(n), workers=4)
+    pages = counter.snapshot()["calls"]["ListThings"]
+    assert pages == 2, pages
+
+    monkeypatch.setattr(_fleet, "THING_PAGES_PER_DEVICE", (pages - 1) / n)   # one page short
+    boto3_iot.update_thing(thingName="pi-3", attributePayload={"attributes": {"room": "moved"}})
+    counter.reset()
+    again = ensure_fleet(client, spec(n), workers=4)
+    calls = counter.snapshot()["calls"]
+    assert calls["ListThings"] == pages - 1 and calls["DescribeThing"] == n, calls
+    assert [d["thing_name"] for d in again["devices"] if d["changed"]] == ["pi-3"]
+    assert counter.snapshot()["writes"] == 1   # UpdateThing of pi-3 only
+    assert boto3_iot.describe_thing(thingName="pi-3")["attributes"]["room"] == "3"
