@@ -532,11 +532,15 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
         if cert is not None and fresh and not thing_created:
             # one live identity per device: a certificate this run replaced is retired now
             superseded = _retire_others(client, spec, thing_name, cert_arn, check_mode)
+            # a rotation staged for the identity replaced now is superseded with it: its certificate retired (one
+            # of the thing's others, unless its stage stopped before attaching it) and its files archived below,
+            # key destroyed, so no later rotation revives it
+            staged_id = held_certificate_id(staged_spec(spec).pki_dir, thing_name)
+            if staged_id and staged_id not in superseded and _retire_certificate(client, spec, staged_id, check_mode):
+                superseded.append(staged_id)
             if superseded:
                 result["superseded_certificates"] = result.get("superseded_certificates", []) + superseded
                 result["changes"].append("retired superseded certificates")
-            # a rotation staged for the identity replaced now is superseded with it (its certificate was one
-            # of the thing's others): its files go too, key destroyed, so no later rotation revives it
             if _archive_identity(spec, thing_name, staged=True):
                 result["changes"].append("archived the staged identity")
     if result.get("superseded_certificates"):

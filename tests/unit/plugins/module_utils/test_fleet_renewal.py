@@ -185,3 +185,22 @@ def test_decommission_retires_a_staged_identity_too(fleet, boto3_iot):
     for cert_id in (old["pi-0"], staged):
         with pytest.raises(boto3_iot.exceptions.ResourceNotFoundException):
             boto3_iot.describe_certificate(certificateId=cert_id)
+
+
+def test_a_recovery_retires_a_staged_certificate_its_stage_left_unattached(fleet, boto3_iot):
+    """A stage that stopped after registering the next certificate but before attaching it to the thing:
+    the recovery of a REVOKED live identity retires that certificate too (it is none of the thing's
+    principals), so no ACTIVE certificate is left with its key destroyed."""
+    client, _counter, spec, pki, old = fleet
+    only_pi0 = spec()
+    only_pi0.devices = [d for d in only_pi0.devices if d["host"] == "pi0.lan"]
+    staged = rotate_fleet(client, only_pi0, "stage", rotate_all=True)["devices"][0]
+    boto3_iot.detach_thing_principal(thingName="pi-0", principal=staged["certificate_arn"])
+    boto3_iot.update_certificate(certificateId=old["pi-0"], newStatus="REVOKED")
+
+    device = ensure_fleet(client, only_pi0)["devices"][0]
+    assert sorted(device["superseded_certificates"]) == sorted([old["pi-0"], staged["certificate_id"]])
+    with pytest.raises(boto3_iot.exceptions.ResourceNotFoundException):
+        boto3_iot.describe_certificate(certificateId=staged["certificate_id"])
+    assert principals(boto3_iot, "pi-0") == {device["certificate_id"]: "ACTIVE"}
+    assert not ensure_fleet(client, only_pi0)["changed"]
