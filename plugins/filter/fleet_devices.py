@@ -18,6 +18,7 @@ description:
     C(reactivate) is C(iotfleet_reactivate) as the C(bool) filter reads it.
   - When the preparation play ran (O(prepare_ran)), only the hosts it prepared (C(device_prepared))
     are listed, unless O(register_offline) is set.
+  - C(installed_certificate) is the host's C(device_installed_certificate) when the preparation set it.
   - The C(registry) role's C(devices) entry point uses it.
 options:
   _input:
@@ -82,6 +83,12 @@ _value:
       description: The host's inventory groups as thing groups (only with O(thing_groups_from_inventory)).
       type: list
       elements: str
+    installed_certificate:
+      description:
+        - The certificate installed on the Pi, its key proven there (C(device_installed_certificate),
+          set by the C(device) role's preparation on a Pi this controller holds no identity of); only
+          when set.
+      type: str
 """
 
 from ansible.errors import AnsibleFilterError
@@ -113,6 +120,9 @@ def fleet_devices(hosts, hostvars, prepare_ran=False, register_offline=False, th
             "attributes": _host_value(host_vars, "iotfleet_thing_attributes", {}),
             "reactivate": to_bool(_host_value(host_vars, "iotfleet_reactivate", False)),
         }
+        installed = _host_value(host_vars, "device_installed_certificate", None)
+        if installed:
+            device["installed_certificate"] = installed
         if with_groups:
             device["thing_groups"] = [g for g in _host_value(host_vars, "group_names", []) if g not in excluded]
         devices.append(device)

@@ -317,3 +317,61 @@ def run_ca_certificate(client, *, state="present", check_mode=False, ca_certific
         registration_config=registration_config,
         check_mode=check_mode,
     )
+
+
+# A rotation's next CA is named ``<common name[:43]> <UTC time>`` (the ca role): one fleet, several subjects.
+ROTATION_PREFIX_LENGTH = 43
+
+
+def is_fleet_ca_name(cn, fleet_common_name):
+    """Whether a CA's subject CN is the fleet CA's: ``fleet_common_name`` itself, or a rotation's
+    next CA (``<fleet_common_name[:43]> <time>``)."""
+    if not cn or not fleet_common_name:
+        return False
+    return cn == fleet_common_name or cn.startswith(fleet_common_name[:ROTATION_PREFIX_LENGTH] + " ")
+
+
+def _ca_entry(description):
+    pem = description.get("certificatePem")
+    entry = dict(certificate_id=description.get("certificateId"), certificate_arn=description.get("certificateArn"),
+                 status=description.get("status"), certificate_mode=description.get("certificateMode"),
+                 auto_registration_status=description.get("autoRegistrationStatus"),
+                 creation_date=description.get("creationDate"), common_name=None, not_after=None,
+                 certificate_pem=pem)
+    if pem:
+        try:
+            cert = _x509.load_certificate(pem, what="registered CA certificate")
+            entry["common_name"] = _x509.common_name(cert)
+            entry["not_after"] = _x509.not_valid_after(cert).isoformat()
+        except IoTFleetError:
+            pass
+    if hasattr(entry["creation_date"], "isoformat"):
+        entry["creation_date"] = entry["creation_date"].isoformat()
+    return entry
+
+
+def ca_certificate_info(client, common_name=None, certificate_ids=None, statuses=None):
+    """The CA certificates registered in the account and region (oldest first), each described
+    (its PEM included: it is public); narrowed to the fleet CA's name (:func:`is_fleet_ca_name`),
+    to ``certificate_ids`` and to ``statuses``. One ListCACertificates pass, then one
+    DescribeCACertificate per CA kept by id and status."""
+    wanted = {s.upper() for s in statuses} if statuses else None
+    if certificate_ids:
+        listed = [dict(certificateId=i) for i in certificate_ids]
+    else:
+        listed = client.paginate("list_ca_certificates", "certificates", pageSize=250, ascendingOrder=True)
+    result = []
+    for item in listed:
+        if wanted and item.get("status") and item["status"] not in wanted:
+            continue
+        current = client.get("describe_ca_certificate", certificateId=item["certificateId"])
+        if current is None:
+            continue
+        entry = _ca_entry(current.get("certificateDescription") or {})
+        if wanted and entry["status"] not in wanted:
+            continue
+        if common_name and not is_fleet_ca_name(entry["common_name"], common_name):
+            continue
+        result.append(entry)
+    result.sort(key=lambda e: (str(e["creation_date"] or ""), e["certificate_id"] or ""))
+    return dict(changed=False, ca_certificates=result)

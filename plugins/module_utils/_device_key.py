@@ -32,9 +32,10 @@ def _load_key(key_path):
 def ensure_key_and_csr(params, check_mode=False):
     """Keep (or make) the key at params['path'] and a CSR for it at params['csr_path'].
 
-    params: path, csr_path, common_name, key_type, owner, group, directory_mode. Every input is
-    checked before the first write; an existing key is never replaced. Returns changed,
-    key_created, csr_created and (unless check mode found no key) csr and public_key_sha256.
+    params: path, csr_path, common_name, key_type, owner, group, directory_mode, certificate_path
+    (optional). Every input is checked before the first write; an existing key is never replaced.
+    Returns changed, key_created, csr_created and (unless check mode found no key) csr and
+    public_key_sha256, and installed_certificate when the certificate at certificate_path is the key's.
     """
     common_name = params["common_name"]
     if not common_name or len(common_name) > 64:
@@ -74,4 +75,22 @@ def ensure_key_and_csr(params, check_mode=False):
         result["changed"] |= _files.fix_attributes(csr_path, CSR_MODE, uid, gid, check_mode)
     result["csr"] = csr_pem.decode("ascii")
     result["public_key_sha256"] = _x509.public_key_sha256(key)
+    installed = installed_certificate(params.get("certificate_path"), key)
+    if installed is not None:
+        result["installed_certificate"] = installed
     return result
+
+
+def installed_certificate(path, key):
+    """The certificate (PEM) installed at ``path`` when it is one for ``key``, else None: what a controller
+    that holds no copy of the device's identity compares with AWS (the key never leaves the device)."""
+    pem = _files.read_optional(path) if path else None
+    if pem is None:
+        return None
+    try:
+        cert = _x509.load_certificate(pem, what="installed certificate")
+    except IoTFleetError:
+        return None
+    if not _x509.same_public_key(cert.public_key(), key):
+        return None
+    return _x509.certificate_pem(cert)

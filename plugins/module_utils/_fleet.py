@@ -95,6 +95,7 @@ class FleetSpec:
         managed_thing_group=MANAGED_THING_GROUP,
         accepted_cas=(),
         renewal="replace",
+        ca_key_path=None,
     ):
         if registration not in REGISTRATIONS:
             raise IoTFleetError(f"registration must be one of {', '.join(REGISTRATIONS)}, got {registration!r}.")
@@ -119,6 +120,8 @@ class FleetSpec:
         # CA rotation in progress: the next CA, whose certificates are kept too (the Pi was rotated)
         self.accepted_cas = list(accepted_cas or ())
         self.renewal = renewal
+        # where the fleet CA key is expected (error messages of a controller that cannot sign)
+        self.ca_key_path = ca_key_path
 
 
 def validate_devices(devices, registration="api"):
@@ -130,7 +133,9 @@ def validate_devices(devices, registration="api"):
     Each device: ``thing_name`` (required), ``attributes`` (dict), ``host`` (the inventory
     name, for reports; defaults to the thing name), ``reactivate`` (bool: an INACTIVE
     certificate, an operator's quarantine, is set ACTIVE again only when true), ``thing_groups``
-    (list of static thing group names the thing joins; it is never taken out of other groups).
+    (list of static thing group names the thing joins; it is never taken out of other groups),
+    ``installed_certificate`` (PEM: what the device holds, its key proven there; see
+    :func:`ensure_device_identity`).
 
     Thing names may have 1-128 characters; with ``registration`` ``jitp`` at most 64, because AWS
     IoT names the thing after the certificate's CN (a longer name fails its device).
@@ -147,6 +152,8 @@ def validate_devices(devices, registration="api"):
         host = device.get("host") or device["thing_name"]
         entry = dict(host=host, thing_name=device["thing_name"], attributes=None,
                      reactivate=bool(device.get("reactivate")), thing_groups=[])
+        if device.get("installed_certificate"):
+            entry["installed_certificate"] = device["installed_certificate"]
         try:
             validate_thing_name(device["thing_name"], what=f"thing name of {host}")
             if registration == "jitp" and len(device["thing_name"]) > MAX_COMMON_NAME:
@@ -176,12 +183,21 @@ def _jitp_name_too_long(host, thing_name):
             "shorter iotfleet_thing_name, or use registration api (which allows 128).")
 
 
-def load_fleet_ca(ca_certificate_path, ca_private_key_path):
-    """The fleet CA certificate and key, checked: a CA, the key matches, within validity."""
-    ca_cert = _x509.load_certificate(path=ca_certificate_path, what="fleet CA certificate")
-    ca_key = _x509.load_private_key(path=ca_private_key_path, what="fleet CA private key")
+def load_fleet_ca(ca_certificate_path, ca_private_key_path, optional_key=False, pem=None):
+    """The fleet CA certificate and key, checked: a CA, the key matches, within validity.
+
+    ``optional_key``: a key file that does not exist gives ``(cert, None)``: a controller that
+    cannot sign (the CA key lives elsewhere) still converges every device that needs no new
+    certificate (:func:`ensure_device_identity` fails the others by name). ``pem``: the certificate's
+    text instead of its path."""
+    ca_cert = _x509.load_certificate(pem, path=None if pem else ca_certificate_path, what="fleet CA certificate")
+    ca_certificate_path = ca_certificate_path or "(ca_certificate_content)"
     if not _x509.is_ca(ca_cert):
         raise IoTFleetError(f"The fleet CA certificate {ca_certificate_path} is not a CA (basicConstraints CA:FALSE).")
+    if optional_key and not os.path.exists(ca_private_key_path):
+        _x509.check_validity(ca_cert, what="fleet CA certificate")
+        return ca_cert, None
+    ca_key = _x509.load_private_key(path=ca_private_key_path, what="fleet CA private key")
     if not _x509.key_matches_certificate(ca_key, ca_cert):
         raise IoTFleetError(
             f"The fleet CA private key {ca_private_key_path} does not match the certificate {ca_certificate_path}."
@@ -234,8 +250,36 @@ def _usable_certificate(cert_pem, spec, thing_name, public_key):
     return cert
 
 
-def ensure_device_identity(spec, thing_name, check_mode=False):
+def installed_certificate(device):
+    """The certificate the device reported installed, its key proven on the device (the preparation
+    compares them there; the key never travels), or None."""
+    pem = device.get("installed_certificate")
+    if not pem:
+        return None
+    try:
+        return _x509.load_certificate(pem, what=f"certificate installed on {device.get('host')}")
+    except IoTFleetError:
+        return None
+
+
+def _cannot_sign(spec, thing_name, why):
+    return IoTFleetError(
+        f"{thing_name} needs a new certificate ({why}), but the fleet CA's private key is not on this controller "
+        f"(expected at {spec.ca_key_path or 'ca_private_key'}): run from a controller that holds it, or put it "
+        "there. Nothing was written for this device."
+    )
+
+
+def ensure_device_identity(spec, thing_name, check_mode=False, installed=None, confirm=None):
     """The device's key (controller mode) and certificate on the controller.
+
+    ``pki/`` is a cache: when it holds no usable certificate for the device, the certificate
+    installed on the device (``installed``, its key proven there) is taken when it is usable (the
+    fleet CA's, the thing's CN, valid, the same public key) and ``confirm(cert)`` says it is the
+    device's registered identity; it is written to the cache, and nothing is reported changed.
+    In key mode controller a device whose key stays on it (this controller never held it) keeps it:
+    no key file is made. Only a device with no usable identity gets a new certificate, which needs
+    the fleet CA key (``spec.ca_key``; without it the device fails by name, nothing written).
 
     Returns ``(cert or None, changed, what)``; ``cert`` is None only in check mode when a
     certificate would be issued.
@@ -243,6 +287,14 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
     directory = device_dir(spec.pki_dir, thing_name)
     cert_path = os.path.join(directory, CERTIFICATE_FILE)
     changes = []
+    cached_pem = read_optional(cert_path)
+    if spec.key_mode == "controller" and installed is not None and read_optional(
+            os.path.join(directory, KEY_FILE)) is None:
+        # the key is on the device only: its certificate stays when it is the device's registered identity
+        cert = _usable_certificate(_x509.certificate_pem(installed), spec, thing_name, installed.public_key())
+        if cert is not None and (confirm is None or confirm(cert)):
+            _cache_certificate(cert, cached_pem, cert_path, check_mode)
+            return cert, False, changes
     if spec.key_mode == "device":
         csr_pem = read_optional(os.path.join(directory, CSR_FILE))
         if csr_pem is None:
@@ -258,6 +310,8 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
         key_pem = read_optional(key_path)
         key = _x509.load_private_key(key_pem, what=f"private key of {thing_name}") if key_pem else None
         if key is None:
+            if spec.ca_key is None:
+                raise _cannot_sign(spec, thing_name, "no key of it on this controller, none proven on the device")
             changes.append("key")
             if check_mode:
                 return None, True, changes + ["certificate"]
@@ -268,11 +322,19 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
             if not check_mode:
                 os.chmod(key_path, 0o600)
         public_key = key.public_key()
-    cert = _usable_certificate(read_optional(cert_path), spec, thing_name, public_key)
+    cert = _usable_certificate(cached_pem, spec, thing_name, public_key)
+    if cert is None and installed is not None and "key" not in changes:
+        cert = _usable_certificate(_x509.certificate_pem(installed), spec, thing_name, public_key)
+        if cert is not None and confirm is not None and not confirm(cert):
+            cert = None
+        if cert is not None:
+            _cache_certificate(cert, cached_pem, cert_path, check_mode)
     if cert is None:
         changes.append("certificate")
         if check_mode:
             return None, True, changes
+        if spec.ca_key is None:
+            raise _cannot_sign(spec, thing_name, "it has no usable certificate of the fleet CA")
         if spec.key_mode == "device":
             cert = _x509.sign_csr(spec.ca_cert, spec.ca_key, csr, cn=_x509.device_common_name(thing_name),
                                   days=spec.certificate_days)
@@ -282,6 +344,18 @@ def ensure_device_identity(spec, thing_name, check_mode=False):
             )
         write_file(cert_path, _x509.certificate_pem(cert).encode(), 0o644)
     return cert, bool(changes), changes
+
+
+def _cache_certificate(cert, cached_pem, cert_path, check_mode):
+    """Write the device's adopted certificate (public) to the controller's cache, unless it is there."""
+    pem = _x509.certificate_pem(cert)
+    if not check_mode and cached_pem != pem:
+        write_file(cert_path, pem.encode(), 0o644)
+
+
+def key_on_controller(spec, thing_name):
+    """Whether this controller holds the device's key (key mode controller; else it stays on the device)."""
+    return spec.key_mode == "controller" and os.path.exists(os.path.join(device_dir(spec.pki_dir, thing_name), KEY_FILE))
 
 
 def ensure_device_jitp(spec, device, check_mode=False):
@@ -295,13 +369,16 @@ def ensure_device_jitp(spec, device, check_mode=False):
     thing_name = device["thing_name"]
     if len(thing_name) > MAX_COMMON_NAME:
         raise IoTFleetError(_jitp_name_too_long(device["host"], thing_name))
-    cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode)
+    # no AWS call: the device's installed certificate of the fleet CA stays (its first connect registered it)
+    cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode,
+                                                    installed=installed_certificate(device))
     return dict(
         host=device["host"],
         thing_name=thing_name,
         changed=changed,
         changes=list(changes),
         failed=False,
+        key_on_controller=key_on_controller(spec, thing_name),
         certificate_path=os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE),
         certificate_id=_x509.certificate_id(cert) if cert is not None else None,
         certificate_arn=None,
@@ -422,7 +499,11 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
     if spec.renewal == "rotate":
         identity_spec = copy.copy(spec)
         identity_spec.renew_before = datetime.timedelta(0)
-    cert, changed, changes = ensure_device_identity(identity_spec, thing_name, check_mode=check_mode)
+    # the certificate installed on the device is its identity when AWS holds it registered (ACTIVE, a quarantine
+    # or a revocation alike: ensure_certificate below reads its status); one read, only when pki/ lacks it
+    cert, changed, changes = ensure_device_identity(
+        identity_spec, thing_name, check_mode=check_mode, installed=installed_certificate(device),
+        confirm=lambda c: client.get("describe_certificate", certificateId=_x509.certificate_id(c)) is not None)
     result["changes"].extend(changes)
     result["certificate_path"] = os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE)
 
@@ -551,6 +632,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
             # left on its live certificate: the rotation stages the next one, proves it, then retires this
             result.update(renewal_due=True, expires=expires.isoformat())
     result["changed"] = bool(result["changes"]) or changed
+    result["key_on_controller"] = key_on_controller(spec, thing_name)
     return result
 
 

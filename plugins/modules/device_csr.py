@@ -52,6 +52,11 @@ options:
     description: Mode of the key's directory when the module has to create it.
     type: raw
     default: '0750'
+  certificate_path:
+    description:
+      - The device certificate installed beside the key. When it is the key's certificate, it is
+        returned (RV(installed_certificate)); it is never written.
+    type: path
 extends_documentation_fragment:
   - iotfleet.aws._attributes.DEVICE_MODULE
   - iotfleet.aws._attributes
@@ -106,6 +111,12 @@ public_key_sha256:
   description: SHA-256 of the public key (DER SubjectPublicKeyInfo), to match the certificate later.
   returned: success
   type: str
+installed_certificate:
+  description:
+    - The certificate at O(certificate_path) (PEM, public), when it is the certificate of the key at
+      O(path). A controller that holds no copy of the device's identity compares it with AWS IoT.
+  returned: when O(certificate_path) holds the key's certificate
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -125,6 +136,7 @@ def main():
             "owner": {"type": "str"},
             "group": {"type": "str"},
             "directory_mode": {"type": "raw", "default": "0750"},
+            "certificate_path": {"type": "path"},
         },
         supports_check_mode=True,
     )

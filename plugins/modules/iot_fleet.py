@@ -78,17 +78,35 @@ options:
           - Not applied with O(registration=jitp).
         type: list
         elements: str
+      installed_certificate:
+        description:
+          - The certificate (PEM, public) installed on the device, whose key the device has proven to
+            match it (the C(device) role's preparation compares them on the device, and the key never
+            travels).
+          - The controller's O(pki_dir) is a cache. When it holds no usable certificate for the device,
+            this one is the device's identity if it is usable (the fleet CA's, the thing's CN, valid) and,
+            with O(registration=api), registered in AWS IoT. It is then written to the cache and nothing
+            changes. In key mode V(controller) a key that only the device holds stays there (no key file
+            on the controller; RV(devices[].key_on_controller) is V(false)).
+        type: str
   ca_certificate:
     description:
       - Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
       - While a CA rotation is in progress (the next CA in C(next/) beside it, same file names), a device
         certificate the next CA issued is kept as well (that device was rotated already); new certificates
         are still signed by this CA.
-      - Required with O(state=present).
+      - Required with O(state=present), unless O(ca_certificate_content) is given.
+  ca_certificate_content:
+    description:
+      - The fleet CA certificate as PEM text, instead of O(ca_certificate) (the C(ca) role passes the one it
+        found in AWS IoT in check mode, when nothing may be written to this controller's cache).
+    type: str
   ca_private_key:
     description:
       - Path on the controller to the fleet CA private key (PEM, unencrypted). It is read, never copied.
-      - Required with O(state=present).
+      - Required with O(state=present). When the file does not exist, the devices that need no new
+        certificate converge all the same; a device that needs one (new, renewed, recovered) fails by
+        name, nothing written for it.
     type: path
   state:
     description:
@@ -385,6 +403,13 @@ devices:
       description: The device certificate on the controller.
       type: str
       returned: success
+    key_on_controller:
+      description:
+        - Key mode V(controller) - whether the controller holds the device's private key. V(false) when
+          only the device holds it (adopted from the device by another controller). Always V(false) in key
+          mode V(device).
+      type: bool
+      returned: success
     thing_arn:
       description: The thing ARN; null in check mode before creation, and always with O(registration=jitp).
       type: str
@@ -590,7 +615,9 @@ def run(module):
         return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]))
     if p.get("rotation") == "switch_ca":
         return switch_ca(module, p, devices, rates)
-    ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"])
+    # a controller without the CA key (it lives elsewhere) converges what needs no signing
+    ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"], optional_key=True,
+                                    pem=p.get("ca_certificate_content"))
     spec = FleetSpec(
         devices,
         ca_cert,
@@ -608,8 +635,10 @@ def run(module):
         registration=p["registration"],
         retire_certificates=p["retire_certificates"],
         managed_thing_group=p["managed_thing_group"],
-        accepted_cas=[] if p.get("rotation") else next_fleet_ca(p["ca_certificate"], p["ca_private_key"]),
+        accepted_cas=[] if p.get("rotation") or not p.get("ca_certificate") else next_fleet_ca(p["ca_certificate"],
+                                                                                          p["ca_private_key"]),
         renewal=p.get("renewal", "replace"),
+        ca_key_path=p["ca_private_key"],
     )
     if p.get("rotation"):
         return rotate(module, p, spec, rates)
@@ -648,9 +677,11 @@ def main():
                 attributes=dict(type="raw"),
                 reactivate=dict(type="bool", default=False),
                 thing_groups=dict(type="list", elements="str"),
+                installed_certificate=dict(type="str"),
             ),
         ),
         ca_certificate=dict(type="path"),
+        ca_certificate_content=dict(type="str"),
         ca_private_key=dict(type="path", no_log=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         retire_certificates=dict(type="str", choices=["delete", "revoke"], default="delete"),
@@ -677,7 +708,9 @@ def main():
         rate_share=dict(type="float", default=1.0),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True,
-                       required_if=[("state", "present", ("ca_certificate", "ca_private_key"))])
+                       required_if=[("state", "present", ("ca_private_key",)),
+                                    ("state", "present", ("ca_certificate", "ca_certificate_content"), True)],
+                       mutually_exclusive=[("ca_certificate", "ca_certificate_content")])
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     module.run(run, module)

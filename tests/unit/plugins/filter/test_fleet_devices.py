@@ -138,3 +138,10 @@ def test_same_list_as_the_jinja_loop_it_replaced(tmp_path, prepare_ran, offline)
     assert by_host["pi-garage.lan"] == {"host": "pi-garage.lan", "thing_name": "garage-01", "attributes": {},
                                         "reactivate": True}
     assert ("pi-offline" in by_host) == (not prepare_ran or offline)
+
+
+def test_the_certificate_installed_on_a_pi_is_passed_on_when_the_preparation_read_it():
+    hostvars = {"pi-1": {"device_installed_certificate": "-----BEGIN CERTIFICATE-----\n..."}, "pi-2": {}}
+    out = fleet_devices(["pi-1", "pi-2"], hostvars)
+    assert out[0]["installed_certificate"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "installed_certificate" not in out[1]

@@ -21,7 +21,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validat
 from support.unit import POLICY
 
 FIELDS = {"host", "thing_name", "changed", "changes", "failed", "certificate_path", "certificate_id",
-          "certificate_arn", "thing_arn"}
+          "certificate_arn", "thing_arn", "key_on_controller"}
 
 
 @pytest.fixture

@@ -176,3 +176,21 @@ def test_module_through_ansible(tmp_path):
     assert "PRIVATE KEY" not in json.dumps(first)
     again = run()
     assert not again["changed"] and again["csr"] == first["csr"]
+
+
+def test_the_installed_certificate_is_returned_only_when_it_is_the_keys(tmp_path):
+    """A controller that holds no copy of the Pi's identity reads the installed certificate from here;
+    it is returned only for the key on the Pi (the key itself never is)."""
+    ca_cert, ca_key = _x509.create_ca("Fleet CA")
+    first = dcsr.ensure_key_and_csr(_params(tmp_path))
+    cert_path = tmp_path / "iot" / "certificate.pem"
+    params = _params(tmp_path, certificate_path=str(cert_path))
+    assert "installed_certificate" not in dcsr.ensure_key_and_csr(params)   # none installed
+    mine = _x509.sign_csr(ca_cert, ca_key, first["csr"], cn="pi-1")
+    cert_path.write_text(_x509.certificate_pem(mine))
+    result = dcsr.ensure_key_and_csr(params)
+    assert result["installed_certificate"] == _x509.certificate_pem(mine) and not result["changed"]
+    assert "PRIVATE KEY" not in json.dumps(result)
+    other = _x509.issue_certificate(ca_cert, ca_key, "pi-1", _x509.generate_private_key("ec").public_key())
+    cert_path.write_text(_x509.certificate_pem(other))
+    assert "installed_certificate" not in dcsr.ensure_key_and_csr(params)
