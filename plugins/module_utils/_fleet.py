@@ -372,7 +372,7 @@ def ensure_device_jitp(spec, device, check_mode=False):
     # no AWS call: the device's installed certificate of the fleet CA stays (its first connect registered it)
     cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode,
                                                     installed=installed_certificate(device))
-    return dict(
+    result = dict(
         host=device["host"],
         thing_name=thing_name,
         changed=changed,
@@ -384,6 +384,8 @@ def ensure_device_jitp(spec, device, check_mode=False):
         certificate_arn=None,
         thing_arn=None,
     )
+    _uncached_certificate(result, cert, check_mode)
+    return result
 
 
 BULK_READ_MIN_DEVICES = 50
@@ -633,7 +635,15 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
             result.update(renewal_due=True, expires=expires.isoformat())
     result["changed"] = bool(result["changes"]) or changed
     result["key_on_controller"] = key_on_controller(spec, thing_name)
+    _uncached_certificate(result, cert, check_mode)
     return result
+
+
+def _uncached_certificate(result, cert, check_mode):
+    """Check mode: a certificate taken from the device (or AWS) that the cache does not hold yet is returned
+    as ``certificate_pem`` (public), so the device side compares it without a file being written."""
+    if check_mode and cert is not None and not os.path.exists(result["certificate_path"]):
+        result["certificate_pem"] = _x509.certificate_pem(cert)
 
 
 def _certificate_diff(facts):

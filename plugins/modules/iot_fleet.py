@@ -403,6 +403,12 @@ devices:
       description: The device certificate on the controller.
       type: str
       returned: success
+    certificate_pem:
+      description:
+        - Check mode only - the device's certificate (public) when it was taken from the device or AWS IoT and
+          is not in the controller's cache yet (check mode writes nothing there), for the device side to compare.
+      type: str
+      returned: in check mode, for a certificate not cached yet
     key_on_controller:
       description:
         - Key mode V(controller) - whether the controller holds the device's private key. V(false) when

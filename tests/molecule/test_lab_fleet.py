@@ -307,6 +307,38 @@ def test_readme_real_fleet_example(lab, tmp_path):
     report = json.loads((lab_dir / "iotfleet-report.json").read_text())
     assert sorted(d["host"] for d in report["devices"]) == ["pi-garage.lan", "pi-kitchen.lan"]
     assert all(d["verify_ok"] and d["verify_elapsed"] for d in report["devices"]) and report["finished"]
+    _second_controller_converges(lab_dir, tmp_path, iot, "readme.ini", report)
+
+
+def _second_controller_converges(lab_dir, tmp_path, iot, inventory, report):
+    """A second admin's controller directory holding only the user's files (no pki/): --check predicts no
+    change and writes nothing; the run converges the fleet with changed=0 - the fleet CA found in AWS IoT,
+    each Pi's installed certificate (its key proven on the Pi) kept, no new CA or certificate, every Pi
+    verified - and leaves no private key on that controller."""
+    second = tmp_path / "second-controller"
+    second.mkdir()
+    for name in (inventory, "provision.yml", "ansible.cfg"):
+        (second / name).write_bytes((lab_dir / name).read_bytes())
+    (second / "group_vars").symlink_to(lab_dir / "group_vars")
+    cas = [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]]
+    certificates = sorted(c["certificateId"] for c in iot.list_certificates()["certificates"])
+    live = {d["host"]: d["certificate_id"] for d in report["devices"]}
+
+    check, _runs, _s = _provision(second, tmp_path, "second-check", inventory, "--check")
+    assert check.returncode == 0, check.stdout[-8000:]
+    assert all(r["changed"] == 0 for r in _recap(check.stdout).values()), check.stdout[-8000:]
+    assert not (second / "pki").exists()
+
+    proc, _runs, _s = _provision(second, tmp_path, "second", inventory)
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    assert all(r["changed"] == 0 for r in _recap(proc.stdout).values()), proc.stdout[-8000:]
+    for host, certificate_id in live.items():
+        assert re.search(rf"{re.escape(host)}: thing=\S+ certificate={certificate_id} verify=OK", _report(proc.stdout)), \
+            proc.stdout[-4000:]
+    assert [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]] == cas
+    assert sorted(c["certificateId"] for c in iot.list_certificates()["certificates"]) == certificates
+    keys = [p for p in (second / "pki").rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
+    assert keys == [], keys
 
 
 def _device_client_verify(info, certificate, key, thing, tmp_path):
