@@ -288,9 +288,10 @@ def ensure_device_identity(spec, thing_name, check_mode=False, installed=None, c
     cert_path = os.path.join(directory, CERTIFICATE_FILE)
     changes = []
     cached_pem = read_optional(cert_path)
-    if spec.key_mode == "controller" and installed is not None and read_optional(
-            os.path.join(directory, KEY_FILE)) is None:
-        # the key is on the device only: its certificate stays when it is the device's registered identity
+    if installed is not None and not os.path.exists(
+            os.path.join(directory, KEY_FILE if spec.key_mode == "controller" else CSR_FILE)):
+        # the key is on the device only (the device proved the certificate is its key's; in key mode device its
+        # CSR is not here, check mode): its certificate stays when it is the device's registered identity
         cert = _usable_certificate(_x509.certificate_pem(installed), spec, thing_name, installed.public_key())
         if cert is not None and (confirm is None or confirm(cert)):
             _cache_certificate(cert, cached_pem, cert_path, check_mode)

@@ -310,7 +310,7 @@ def test_readme_real_fleet_example(lab, tmp_path):
     _second_controller_converges(lab_dir, tmp_path, iot, "readme.ini", report)
 
 
-def _second_controller_converges(lab_dir, tmp_path, iot, inventory, report):
+def _second_controller_converges(lab_dir, tmp_path, iot, inventory, report, *extra):
     """A second admin's controller directory holding only the user's files (no pki/): --check predicts no
     change and writes nothing; the run converges the fleet with changed=0 - the fleet CA found in AWS IoT,
     each Pi's installed certificate (its key proven on the Pi) kept, no new CA or certificate, every Pi
@@ -324,12 +324,12 @@ def _second_controller_converges(lab_dir, tmp_path, iot, inventory, report):
     certificates = sorted(c["certificateId"] for c in iot.list_certificates()["certificates"])
     live = {d["host"]: d["certificate_id"] for d in report["devices"]}
 
-    check, _runs, _s = _provision(second, tmp_path, "second-check", inventory, "--check")
+    check, _runs, _s = _provision(second, tmp_path, "second-check", inventory, "--check", *extra)
     assert check.returncode == 0, check.stdout[-8000:]
     assert all(r["changed"] == 0 for r in _recap(check.stdout).values()), check.stdout[-8000:]
     assert not (second / "pki").exists()
 
-    proc, _runs, _s = _provision(second, tmp_path, "second", inventory)
+    proc, _runs, _s = _provision(second, tmp_path, "second", inventory, *extra)
     assert proc.returncode == 0, proc.stdout[-8000:]
     assert all(r["changed"] == 0 for r in _recap(proc.stdout).values()), proc.stdout[-8000:]
     for host, certificate_id in live.items():
@@ -488,3 +488,6 @@ def test_key_mode_device_runs_and_a_lost_key(lab, tmp_path):
     again, runs, _s = _provision(lab_dir, tmp_path, "after-recovery", "pis.ini", *mode)
     assert again.returncode == 0 and all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]
     assert runs[name]["runs"] <= RERUN_MAX, runs
+    # a second controller, key mode device: the Pi's CSR and installed certificate, nothing new
+    _second_controller_converges(lab_dir, tmp_path, iot, "pis.ini",
+                                 json.loads((lab_dir / "iotfleet-report.json").read_text()), *mode)

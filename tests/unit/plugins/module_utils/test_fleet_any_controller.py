@@ -147,3 +147,27 @@ def test_fleet_ca_names():
     assert is_fleet_ca_name("iotfleet fleet CA 2026-12-07T21:00:00Z", "iotfleet fleet CA")
     assert not is_fleet_ca_name("iotfleet fleet CAX", "iotfleet fleet CA")
     assert not is_fleet_ca_name(None, "iotfleet fleet CA")
+
+
+def test_key_mode_device_a_second_controller_needs_no_csr_for_a_registered_identity(fleet_account, boto3_iot,
+                                                                                     tmp_path):
+    """Key mode device: the Pi's key never left it; a second controller (check mode: its CSR is not cached)
+    takes the installed certificate the Pi proved is its key's, when AWS holds it - nothing written."""
+    account = fleet_account
+    key = _x509.generate_private_key("ec")
+    csr_dir = os.path.join(account.pki, "devices", "pi-0")
+    os.makedirs(csr_dir)
+    with open(os.path.join(csr_dir, "device.csr"), "w") as f:
+        f.write(_x509.csr_pem(_x509.create_csr(key, "pi-0")))
+    first = ensure_fleet(account.client, _spec(account, _devices(1), account.pki, key_mode="device"), workers=1)
+    assert first["failed_devices"] == []
+    second_pki = str(tmp_path / "second" / "pki")
+    account.counter.reset()
+    spec = _spec(account, _devices(1, _installed(account.pki, 1)), second_pki, ca_key=None, key_mode="device")
+    checked = ensure_fleet(account.client, spec, workers=1, check_mode=True)
+    assert not checked["changed"] and checked["devices"][0]["certificate_pem"] == _installed(account.pki, 1)["pi-0"]
+    assert not os.path.exists(second_pki)
+    result = ensure_fleet(account.client, spec, workers=1)
+    assert not result["changed"] and result["failed_devices"] == []
+    assert result["devices"][0]["certificate_id"] == first["devices"][0]["certificate_id"]
+    assert _writes(account.counter) == {}
