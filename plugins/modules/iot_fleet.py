@@ -597,8 +597,8 @@ def switch_ca(module, p, devices, rates):
     client = module.iot_client(limiter=RateLimiter(rates))
     outcome = switch_fleet_ca(client, p["ca_certificate"], p["ca_private_key"], p["next_ca_certificate"],
                               p["next_ca_private_key"], pending=pending, check_mode=module.check_mode,
-                              passphrase=p["ca_private_key_passphrase"], key_content=p["ca_private_key_content"],
-                              next_key_content=p["next_ca_private_key_content"])
+                              passphrase=p.get("ca_private_key_passphrase"), key_content=p.get("ca_private_key_content"),
+                              next_key_content=p.get("next_ca_private_key_content"))
     return dict(changed=outcome.pop("changed"), ca_rotation=outcome, devices=[], failed_devices=[],
                 rate_limits=rates, registration=p["registration"])
 
@@ -614,8 +614,8 @@ def run(module):
         return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]))
     if p.get("rotation") == "switch_ca":
         return switch_ca(module, p, devices, rates)
-    ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"], passphrase=p["ca_private_key_passphrase"],
-                                    key_content=p["ca_private_key_content"])
+    ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"], passphrase=p.get("ca_private_key_passphrase"),
+                                    key_content=p.get("ca_private_key_content"))
     spec = FleetSpec(
         devices,
         ca_cert,
@@ -634,7 +634,7 @@ def run(module):
         retire_certificates=p["retire_certificates"],
         managed_thing_group=p["managed_thing_group"],
         accepted_cas=[] if p.get("rotation") else next_fleet_ca(p["ca_certificate"], p["ca_private_key"],
-                                                                passphrase=p["ca_private_key_passphrase"]),
+                                                                passphrase=p.get("ca_private_key_passphrase")),
         renewal=p.get("renewal", "replace"),
     )
     if p.get("rotation"):
