@@ -2,7 +2,9 @@
 # Copyright: Contributors to the iotfleet.aws project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin for iotfleet.aws.iot_fleet: runs the module as usual and, while it runs on the
-controller, displays a progress line per batch of devices (O(progress_every)).
+controller, displays a progress line per batch of devices (O(progress_every)). A CA key file encrypted
+with Ansible Vault is decrypted here and passed as the module's no_log content option
+(plugin_utils/_vault_keys.py).
 
 The module appends one JSON line per batch to a file this plugin names in the module's environment
 (module_utils/_progress.py); this plugin runs the module in a thread and shows each new line. The
@@ -14,17 +16,21 @@ import tempfile
 import threading
 
 from ansible import constants as C
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.iotfleet.aws.plugins.module_utils._progress import PROGRESS_ENV
 from ansible_collections.iotfleet.aws.plugins.module_utils._progress import describe
 from ansible_collections.iotfleet.aws.plugins.module_utils._progress import read_new
+from ansible_collections.iotfleet.aws.plugins.plugin_utils._vault_keys import vaulted_key_args
 
 display = Display()
 
 # how often the file is looked at while the module runs (a bounded wait on the module's thread)
 POLL_SECONDS = 1.0
+# CA key files encrypted with Ansible Vault: decrypted here, passed as the module's no_log content options
+KEY_OPTIONS = {"ca_private_key": "ca_private_key_content", "next_ca_private_key": "next_ca_private_key_content"}
 
 
 class ActionModule(ActionBase):
@@ -56,8 +62,15 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+        args = self._task.args
+        if self._connection.transport == "local":
+            try:
+                args = vaulted_key_args(self._loader, args, KEY_OPTIONS)
+            except AnsibleError as e:
+                result.update(failed=True, msg=str(e.message))
+                return result
         if not self._wants_progress():
-            result.update(self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+            result.update(self._execute_module(module_args=args, task_vars=task_vars, wrap_async=wrap_async))
             return result
 
         handle, self._progress_path = tempfile.mkstemp(prefix="iotfleet-progress-", dir=C.DEFAULT_LOCAL_TMP)
@@ -66,7 +79,7 @@ class ActionModule(ActionBase):
 
         def execute():
             try:
-                outcome["result"] = self._execute_module(task_vars=task_vars)
+                outcome["result"] = self._execute_module(module_args=args, task_vars=task_vars)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the plugin's own thread below
                 outcome["error"] = exc
 

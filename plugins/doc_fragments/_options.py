@@ -52,16 +52,20 @@ options:
   ca_private_key:
     description:
       - Path to the CA private key (PEM) on the controller. It must match the CA certificate.
-      - Mutually exclusive with O(ca_private_key_content).
+      - A file encrypted with Ansible Vault works as is - the module's action plugin decrypts it on the
+        controller with the play's vault password and passes its content in O(ca_private_key_content).
     type: path
   ca_private_key_content:
     description:
       - The CA private key as PEM text. Use a vault; the value is never logged or returned.
-      - Mutually exclusive with O(ca_private_key).
+      - Given with O(ca_private_key), it is the content of that file, when the module cannot read the file as
+        is (the action plugin sets it for an Ansible Vault file); the path then only names the key in messages.
     type: str
   ca_private_key_passphrase:
     description:
-      - Passphrase of an encrypted CA private key. Never logged.
+      - Passphrase of an encrypted CA private key (PEM encryption, as the C(iotfleet.aws.ca) role's
+        C(ca_private_key_passphrase) makes it). Never logged.
+      - A wrong passphrase fails before any AWS call, naming the key file.
     type: str
 """
 

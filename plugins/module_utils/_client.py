@@ -18,11 +18,15 @@ Every AWS IoT call of every module goes through :class:`IoTClient`:
   idempotent for free.
 """
 
+import difflib
+import functools
+import re
 import threading
 import time
 
 try:
     import botocore
+    import botocore.session
 except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
@@ -52,6 +56,43 @@ DEFAULT_RATE_LIMITS = {
     "DescribeThing": 350.0,
     "DescribeCertificate": 350.0,
 }
+
+
+# what an AWS region name looks like (us-east-1, us-gov-west-1, cn-north-1, eu-isoe-west-1): with a custom
+# endpoint_url only this is checked (a stand-in, a VPC endpoint, LocalStack)
+REGION_FORMAT = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+
+
+@functools.lru_cache(maxsize=None)
+def known_regions(service="iot"):
+    """The regions of every AWS partition where botocore's endpoint data has ``service`` (one read, cached)."""
+    session = botocore.session.Session()
+    return tuple(sorted({region for partition in session.get_available_partitions()
+                         for region in session.get_available_regions(service, partition_name=partition)}))
+
+
+def region_problem(region, endpoint_url=None, service="iot", known=None):
+    """Why ``region`` cannot be AWS IoT's (a sentence naming it), or None. Checked before any call: a region
+    AWS does not have would otherwise fail as an endpoint that cannot be reached, after minutes of retries.
+
+    Without ``endpoint_url`` the region must be one botocore's partition data knows for ``service``; with
+    one (a custom endpoint) only its format is checked. ``None`` (no region) is left to amazon.aws."""
+    if region is None:
+        return None
+    if not isinstance(region, str) or not REGION_FORMAT.match(region):
+        return (f"The region {region!r} is not an AWS region name (like us-east-1 or eu-west-1): check the region "
+                "option, AWS_REGION / AWS_DEFAULT_REGION or the profile's region. Nothing was called.")
+    if endpoint_url:
+        return None
+    known = known_regions(service) if known is None else known
+    if region in known:
+        return None
+    close = difflib.get_close_matches(region, known, n=2)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    return (f"The region {region!r} is not an AWS region with AWS IoT{hint}: check the region option, AWS_REGION / "
+            f"AWS_DEFAULT_REGION or the profile's region. Nothing was called. (botocore "
+            f"{getattr(botocore, '__version__', '?')} knows AWS IoT in {len(known)} regions; a region newer than it "
+            "needs a newer botocore, and a custom endpoint_url skips this check.)")
 
 
 class IoTAWSError(AnsibleAWSError):

@@ -183,21 +183,25 @@ def _jitp_name_too_long(host, thing_name):
             "shorter iotfleet_thing_name, or use registration api (which allows 128).")
 
 
-def load_fleet_ca(ca_certificate_path, ca_private_key_path, optional_key=False, pem=None):
+def load_fleet_ca(ca_certificate_path, ca_private_key_path, optional_key=False, pem=None, passphrase=None,
+                  key_content=None):
     """The fleet CA certificate and key, checked: a CA, the key matches, within validity.
 
     ``optional_key``: a key file that does not exist gives ``(cert, None)``: a controller that
     cannot sign (the CA key lives elsewhere) still converges every device that needs no new
     certificate (:func:`ensure_device_identity` fails the others by name). ``pem``: the certificate's
-    text instead of its path."""
+    text instead of its path. ``passphrase``: of an encrypted key. ``key_content``: the key file's content
+    when the module cannot read it as is (an Ansible Vault file the action plugin decrypted); the path then
+    names it."""
     ca_cert = _x509.load_certificate(pem, path=None if pem else ca_certificate_path, what="fleet CA certificate")
     ca_certificate_path = ca_certificate_path or "(ca_certificate_content)"
     if not _x509.is_ca(ca_cert):
         raise IoTFleetError(f"The fleet CA certificate {ca_certificate_path} is not a CA (basicConstraints CA:FALSE).")
-    if optional_key and not os.path.exists(ca_private_key_path):
+    if optional_key and key_content is None and not os.path.exists(ca_private_key_path):
         _x509.check_validity(ca_cert, what="fleet CA certificate")
         return ca_cert, None
-    ca_key = _x509.load_private_key(path=ca_private_key_path, what="fleet CA private key")
+    ca_key = _x509.load_private_key(key_content, path=ca_private_key_path, what="fleet CA private key",
+                                    passphrase=passphrase)
     if not _x509.key_matches_certificate(ca_key, ca_cert):
         raise IoTFleetError(
             f"The fleet CA private key {ca_private_key_path} does not match the certificate {ca_certificate_path}."
@@ -1107,15 +1111,21 @@ def rotate_fleet(client, spec, phase, rotate_all=False, workers=8, check_mode=Fa
 CA_RETIRED_DIR = "retired"
 
 
-def _key_matches(path, cert, what):
-    """Whether the key file at ``path`` matches ``cert``; None when there is no file."""
+def _key_matches(path, cert, what, passphrase=None, content=None):
+    """Whether the key file at ``path`` (its ``content`` when given: a decrypted vault file) matches
+    ``cert``; None when there is no file. A key that cannot be decrypted (wrong passphrase) raises:
+    switch_fleet_ca checks that before any write."""
     pem = read_optional(path)
     if pem is None:
         return None
+    pem = content if content is not None else pem
     try:
-        return _x509.key_matches_certificate(_x509.load_private_key(pem, what=what), cert)
+        key = _x509.load_private_key(pem, path=path, what=what, passphrase=passphrase)
     except IoTFleetError:
+        if _x509.is_encrypted_pem(pem) or _x509.is_vault_encrypted(pem):
+            raise
         return False
+    return _x509.key_matches_certificate(key, cert)
 
 
 def _active_under_ca(client, ca_id):
@@ -1139,20 +1149,21 @@ def live_certificate_ids(pki_dir, devices):
 NEXT_CA_DIR = "next"
 
 
-def next_fleet_ca(ca_certificate_path, ca_private_key_path):
+def next_fleet_ca(ca_certificate_path, ca_private_key_path, passphrase=None, key_content=None):
     """The next CA of a CA rotation in progress (``next/`` beside the fleet CA, same file names) as a list
     of its certificate, or an empty list. Registration keeps a device certificate it issued (that Pi was
-    rotated already) while new certificates are still signed by the live CA."""
+    rotated already) while new certificates are still signed by the live CA. ``passphrase`` and
+    ``key_content`` (the next key's, see :func:`load_fleet_ca`): the fleet CA's keys share the passphrase."""
     directory = os.path.join(os.path.dirname(ca_certificate_path), NEXT_CA_DIR)
     cert_path = os.path.join(directory, os.path.basename(ca_certificate_path))
     key_path = os.path.join(directory, os.path.basename(ca_private_key_path))
     if not (os.path.isfile(cert_path) and os.path.isfile(key_path)):
         return []
-    return [load_fleet_ca(cert_path, key_path)[0]]
+    return [load_fleet_ca(cert_path, key_path, passphrase=passphrase, key_content=key_content)[0]]
 
 
 def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certificate_path, next_private_key_path,
-                    pending=(), check_mode=False):
+                    pending=(), check_mode=False, passphrase=None, key_content=None, next_key_content=None):
     """The end of a CA rotation: retire the live CA (``ca_certificate_path``, ``pki/ca/``) once no ACTIVE
     certificate hangs under it, and let the next CA (``next_certificate_path``, ``pki/ca/next/``) take its
     place.
@@ -1176,6 +1187,9 @@ def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certi
                   msg=f"no CA rotation in progress (no {next_dir})")
     if not os.path.isdir(next_dir):
         return result
+    # a wrong passphrase fails here, before the old CA is retired in AWS
+    _x509.check_private_key_readable(key_content, ca_private_key_path, "fleet CA private key", passphrase)
+    _x509.check_private_key_readable(next_key_content, next_private_key_path, "next fleet CA private key", passphrase)
     live_pem = read_optional(ca_certificate_path)
     if live_pem is None:
         raise IoTFleetError(f"No fleet CA certificate at {ca_certificate_path} while a CA rotation is in progress "
@@ -1215,7 +1229,7 @@ def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certi
             result.update(changed=True, state="switched",
                           msg=f"the old fleet CA {old_id} would be retired; {new_id} would become the fleet CA")
             return result
-        old_key = _key_matches(ca_private_key_path, live, "fleet CA private key")
+        old_key = _key_matches(ca_private_key_path, live, "fleet CA private key", passphrase, key_content)
         if old_key is False:
             raise IoTFleetError(f"The key {ca_private_key_path} does not match the old fleet CA {old_id}: left alone "
                                 "(nothing retired on the controller); check the CA directory by hand.")
@@ -1225,17 +1239,18 @@ def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certi
             write_file(archived, live_pem.encode() if isinstance(live_pem, str) else live_pem, 0o644)
         if old_key:
             os.remove(ca_private_key_path)
+            key_content = None
         os.rename(next_certificate_path, ca_certificate_path)
         live = new
         result["changed"] = True
     # the next certificate is the live one now; its key follows (unless the next CA is still being made)
-    next_key = _key_matches(next_private_key_path, live, "next fleet CA private key")
+    next_key = _key_matches(next_private_key_path, live, "next fleet CA private key", passphrase, next_key_content)
     if next_key is False:
         if not result["changed"]:
             result.update(state="creating", msg=f"the next fleet CA in {next_dir} is not complete yet (no certificate)")
         return result
     if next_key:
-        if _key_matches(ca_private_key_path, live, "fleet CA private key") is False:
+        if _key_matches(ca_private_key_path, live, "fleet CA private key", passphrase, key_content) is False:
             raise IoTFleetError(f"{ca_private_key_path} holds a key of no CA in this rotation: left alone.")
         if check_mode:
             result["changes"].append("next CA key moved")

@@ -5,6 +5,7 @@
 # PRIVATE to the iotfleet.aws collection: no compatibility promise outside it.
 """The module base class: AnsibleAWSModule with this collection's client and one exit path."""
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 from ansible_collections.amazon.aws.plugins.module_utils.common import set_collection_info
 from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -12,6 +13,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTAWSError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTClient
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import region_problem
 
 
 COLLECTION_NAME = "iotfleet.aws"
@@ -29,6 +31,11 @@ class IoTModule(AnsibleAWSModule):
         super().__init__(*args, **kwargs)
 
     def iot_client(self, limiter=None, retry=None):
+        # a region AWS does not have (us-est-1) fails here, before any call, naming it
+        region, endpoint_url, _params = get_aws_connection_info(self)
+        problem = region_problem(region, endpoint_url)
+        if problem:
+            self.fail_json(msg=problem)
         # the account of a predicted ARN (check mode): amazon.aws's STS GetCallerIdentity (IAM GetUser
         # as a fallback), one call, made only when an ARN must be predicted
         client = IoTClient.from_module(self, limiter=limiter, retry=retry,

@@ -5,7 +5,7 @@
 # PRIVATE to the iotfleet.aws collection: no compatibility promise outside it.
 """The collection's one place for X.509 (with ``cryptography``).
 
-Pure, thread-safe functions (no globals, no I/O except :func:`read_pem_file`): load and check
+Pure, thread-safe functions (no globals, no I/O except reading the PEM files given by path): load and check
 certificates and keys, compute the AWS IoT certificate id, mint device and verification
 certificates with the fleet CA. Every bad input raises :class:`IoTFleetError` with a message that
 names what was wrong, never key material.
@@ -13,6 +13,7 @@ names what was wrong, never key material.
 
 import datetime
 import hashlib
+import os
 
 try:
     from cryptography import x509
@@ -65,14 +66,33 @@ def read_pem_file(path, what="file"):
         raise IoTFleetError(f"Cannot read the {what} {path!r}: {e.strerror or e}.") from e
 
 
-def _source(pem, path, what):
+def _source(pem, path, what, label_path=False):
     if pem is not None and path is not None:
+        if label_path:
+            # the content of the file at path, read by someone who could (an Ansible Vault file, decrypted by
+            # the action plugin): the content is the key, the path names it
+            return _as_bytes(pem), f"{what} {path!r}"
         raise IoTFleetError(f"Give the {what} as PEM content or as a path, not both.")
     if path is not None:
         return read_pem_file(path, what), f"{what} {path!r}"
     if pem is None:
         raise IoTFleetError(f"No {what} given.")
     return _as_bytes(pem), what
+
+
+VAULT_HEADER = b"$ANSIBLE_VAULT;"
+
+
+def is_vault_encrypted(data):
+    """True when ``data`` (bytes or str) is an Ansible Vault file's content (still encrypted)."""
+    return _as_bytes(data).lstrip().startswith(VAULT_HEADER)
+
+
+def is_encrypted_pem(data):
+    """True when the PEM private key is encrypted (PKCS#8 ``ENCRYPTED PRIVATE KEY`` or a traditional key
+    with ``Proc-Type: 4,ENCRYPTED``)."""
+    data = _as_bytes(data)
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
 def load_certificate(pem=None, path=None, what="certificate"):
@@ -92,23 +112,50 @@ def load_certificate(pem=None, path=None, what="certificate"):
 
 
 def load_private_key(pem=None, path=None, what="private key", passphrase=None):
-    """A private key object from PEM (str/bytes, PKCS#8 or traditional) or a PEM file.
+    """A private key object from PEM (str/bytes, PKCS#8 or traditional, encrypted with ``passphrase``
+    or not) or a PEM file. With both ``pem`` and ``path``, ``pem`` is the content of that file (read by
+    someone who could: an Ansible Vault file the action plugin decrypted) and ``path`` names it.
 
-    The error message never contains key material.
+    The error message names the key (its path) and never contains key material or the passphrase.
     """
     if HAS_CRYPTOGRAPHY and isinstance(
         pem, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
     ):
         return pem
-    data, label = _source(pem, path, what)
+    data, label = _source(pem, path, what, label_path=True)
+    if is_vault_encrypted(data):
+        raise IoTFleetError(
+            f"The {label} is encrypted with Ansible Vault, which only the controller's ansible-playbook can "
+            "decrypt (with its vault password): give it through the module's action plugin (the collection's "
+            "modules decrypt a vaulted key file given by path when run by a task), or as the content option "
+            "(lookup('ansible.builtin.file', path) decrypts it)."
+        )
     if b"PRIVATE KEY-----" not in data:
         raise IoTFleetError(f"The {label} is not a PEM private key (no '-----BEGIN ... PRIVATE KEY-----' line).")
+    encrypted = is_encrypted_pem(data)
+    if encrypted and not passphrase:
+        raise IoTFleetError(f"The {label} is encrypted and no passphrase was given (ca_private_key_passphrase).")
+    if not encrypted and passphrase:
+        raise IoTFleetError(
+            f"The {label} is not encrypted, but a passphrase was given: encrypt the key with it "
+            "(openssl pkey -in KEY -aes256 -out KEY.enc) or drop the passphrase."
+        )
     try:
-        return serialization.load_pem_private_key(data, password=_as_bytes(passphrase) if passphrase else None)
-    except TypeError as e:
-        raise IoTFleetError(f"The {label} is encrypted and no passphrase was given, or vice versa: {e}") from None
-    except (ValueError, UnsupportedAlgorithm) as e:
-        raise IoTFleetError(f"The {label} is not a valid PEM private key (or the passphrase is wrong): {e}") from None
+        return serialization.load_pem_private_key(data, password=_as_bytes(passphrase) if encrypted else None)
+    except (TypeError, ValueError, UnsupportedAlgorithm) as e:
+        if encrypted:
+            # cryptography says "Bad decrypt. Incorrect password?" (or a padding error): never echo the passphrase
+            raise IoTFleetError(f"The {label} cannot be decrypted: wrong passphrase (or a damaged file).") from None
+        raise IoTFleetError(f"The {label} is not a valid PEM private key: {e}") from None
+
+
+def check_private_key_readable(pem=None, path=None, what="private key", passphrase=None):
+    """Raise when the key at ``path`` (or its content ``pem``) exists but cannot be read with
+    ``passphrase`` (wrong or missing passphrase, still vault-encrypted, damaged); a missing file is
+    fine. For steps that check the key before any write and use it later."""
+    if pem is None and (path is None or not os.path.exists(path)):
+        return None
+    return load_private_key(pem, path=path, what=what, passphrase=passphrase)
 
 
 def load_csr(pem, what="certificate signing request"):

@@ -33,7 +33,8 @@ options:
       - Path to the CA private key (PEM) on the controller.
       - Only needed to register a CA in O(certificate_mode=default); when given it must match the CA
         certificate.
-      - Mutually exclusive with O(ca_private_key_content).
+      - A file encrypted with Ansible Vault works as is - the module's action plugin decrypts it on the
+        controller with the play's vault password and passes its content in O(ca_private_key_content).
     type: path
   certificate_mode:
     description:
@@ -224,7 +225,6 @@ def main():
         supports_check_mode=True,
         mutually_exclusive=[
             ["ca_certificate", "ca_certificate_content"],
-            ["ca_private_key", "ca_private_key_content"],
         ],
         required_one_of=[["ca_certificate", "ca_certificate_content"]],
     )

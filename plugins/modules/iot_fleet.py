@@ -103,11 +103,27 @@ options:
     type: str
   ca_private_key:
     description:
-      - Path on the controller to the fleet CA private key (PEM, unencrypted). It is read, never copied.
+      - Path on the controller to the fleet CA private key (PEM; encrypted with O(ca_private_key_passphrase)
+        or not). It is read, never copied.
+      - A file encrypted with Ansible Vault works as is - the module's action plugin decrypts it on the
+        controller with the play's vault password and passes its content in O(ca_private_key_content).
       - Required with O(state=present). When the file does not exist, the devices that need no new
         certificate converge all the same; a device that needs one (new, renewed, recovered) fails by
         name, nothing written for it.
     type: path
+  ca_private_key_content:
+    description:
+      - The content (PEM) of the file O(ca_private_key), when the module cannot read that file as is. The
+        action plugin sets it for a file encrypted with Ansible Vault; O(ca_private_key) still names the key
+        in messages and is the file a CA rotation moves.
+      - Never logged or returned.
+    type: str
+  ca_private_key_passphrase:
+    description:
+      - The passphrase of the fleet CA private key when it is encrypted (the C(iotfleet.aws.ca) role's
+        C(ca_private_key_passphrase)); with O(rotation=switch_ca) also of O(next_ca_private_key).
+      - A wrong passphrase fails the module before any AWS call, naming the key file. Never logged.
+    type: str
   state:
     description:
       - V(present) registers the devices.
@@ -172,7 +188,13 @@ options:
   next_ca_private_key:
     description:
       - With O(rotation=switch_ca), the next fleet CA private key. It is renamed, never read out or copied.
+      - An Ansible Vault file is decrypted by the action plugin into O(next_ca_private_key_content), as for O(ca_private_key).
     type: path
+  next_ca_private_key_content:
+    description:
+      - The content (PEM) of the file O(next_ca_private_key) when the module cannot read it as is (set by the
+        action plugin for an Ansible Vault file). Never logged.
+    type: str
   rotate_all:
     description: With O(rotation=stage), stage a new identity for every device, due or not.
     type: bool
@@ -605,7 +627,9 @@ def switch_ca(module, p, devices, rates):
     pending = live_certificate_ids(p["pki_dir"], devices) if module.check_mode else set()
     client = module.iot_client(limiter=RateLimiter(rates))
     outcome = switch_fleet_ca(client, p["ca_certificate"], p["ca_private_key"], p["next_ca_certificate"],
-                              p["next_ca_private_key"], pending=pending, check_mode=module.check_mode)
+                              p["next_ca_private_key"], pending=pending, check_mode=module.check_mode,
+                              passphrase=p.get("ca_private_key_passphrase"), key_content=p.get("ca_private_key_content"),
+                              next_key_content=p.get("next_ca_private_key_content"))
     return dict(changed=outcome.pop("changed"), ca_rotation=outcome, devices=[], failed_devices=[],
                 rate_limits=rates, registration=p["registration"])
 
@@ -623,7 +647,8 @@ def run(module):
         return switch_ca(module, p, devices, rates)
     # a controller without the CA key (it lives elsewhere) converges what needs no signing
     ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"], optional_key=True,
-                                    pem=p.get("ca_certificate_content"))
+                                    pem=p.get("ca_certificate_content"), passphrase=p.get("ca_private_key_passphrase"),
+                                    key_content=p.get("ca_private_key_content"))
     spec = FleetSpec(
         devices,
         ca_cert,
@@ -641,8 +666,8 @@ def run(module):
         registration=p["registration"],
         retire_certificates=p["retire_certificates"],
         managed_thing_group=p["managed_thing_group"],
-        accepted_cas=[] if p.get("rotation") or not p.get("ca_certificate") else next_fleet_ca(p["ca_certificate"],
-                                                                                          p["ca_private_key"]),
+        accepted_cas=[] if p.get("rotation") or not p.get("ca_certificate") else next_fleet_ca(
+            p["ca_certificate"], p["ca_private_key"], passphrase=p.get("ca_private_key_passphrase")),
         renewal=p.get("renewal", "replace"),
         ca_key_path=p["ca_private_key"],
     )
@@ -689,11 +714,14 @@ def main():
         ca_certificate=dict(type="path"),
         ca_certificate_content=dict(type="str"),
         ca_private_key=dict(type="path", no_log=False),
+        ca_private_key_content=dict(type="str", no_log=True),
+        ca_private_key_passphrase=dict(type="str", no_log=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         retire_certificates=dict(type="str", choices=["delete", "revoke"], default="delete"),
         rotation=dict(type="str", choices=["stage", "promote", "switch_ca"]),
         next_ca_certificate=dict(type="path"),
         next_ca_private_key=dict(type="path", no_log=False),
+        next_ca_private_key_content=dict(type="str", no_log=True),
         rotate_all=dict(type="bool", default=False),
         pki_dir=dict(type="path", required=True),
         key_mode=dict(type="str", choices=["controller", "device"], default="controller"),

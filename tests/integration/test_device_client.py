@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -161,6 +162,39 @@ def test_verify_closed_port_is_connect(core, ca):
     assert res["ok"] is False and res["step"] == "connect", res
     assert "endpoint" in res["cause"]
     assert res["elapsed"] < 2                                    # refused at once, not a timeout
+
+
+def test_verify_taken_over_by_a_second_connection_with_the_same_client_id(core, ca):
+    """Two runs verifying the same Pi at once: the broker (as AWS IoT) closes the older connection when a
+    second one with the same client id connects. Here the second one connects mid-round-trip, after the
+    first one's CONNACK and before its SUBSCRIBE: the first must name the takeover, not the policy (the
+    broker refused nothing); a run alone then succeeds."""
+    import paho.mqtt.client as paho
+
+    config = config_for(core, provision(core, ca))
+    second = {}
+
+    class TakenOver(paho.Client):
+        def subscribe(self, *args, **kwargs):
+            if not second:
+                session, _attempts, _started, failure = dc.connected_session(config, "test", 10)
+                assert failure is None, failure
+                second["session"] = session
+            return super().subscribe(*args, **kwargs)
+
+    mqtt = types.SimpleNamespace(**dict(vars(paho), Client=TakenOver))
+    try:
+        res = dc.verify(config, "test", 10, mqtt=mqtt)
+    finally:
+        if second:
+            second["session"].close()
+    assert res["ok"] is False and res["step"] == "subscribe", res
+    assert res["cause"] == ("another connection with the same client id (%s) took over - two runs verifying this Pi "
+                            "at once?" % THING), res
+    assert "policy" not in res["cause"] and "CONNACK 0" in res["detail"], res
+    assert res["elapsed"] < 5                                    # the drop, not a timeout
+    assert core.refusal_reasons(THING) == []                     # the broker refused nothing: no policy problem
+    assert dc.verify(config, "test", 10)["ok"] is True           # one run at a time: fine
 
 
 def test_verify_unreadable_key_is_config(core, ca, tmp_path):

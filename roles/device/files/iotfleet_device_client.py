@@ -62,6 +62,8 @@ CAUSES = {
     "publish": "the policy does not allow iot:Publish on topic/<topic>",
     "timeout": "the policy does not allow iot:Receive on topic/<topic>, or the broker did not route the message",
     "timeout-connect": "wrong endpoint or port (no answer before the deadline)",
+    # AWS IoT closes the older of two connections with one client id (no MQTT 3.1.1 packet says why)
+    "takeover": "another connection with the same client id (<thing>) took over - two runs verifying this Pi at once?",
     "jitp": "just-in-time provisioning did not let the device in: is the fleet CA registered ACTIVE with "
     "auto-registration on and the template (iotfleet_registration=jitp on the controller), does the "
     "template's policy exist, is the certificate REVOKED or INACTIVE?",
@@ -189,6 +191,23 @@ def diagnose(state, error_text, cause_topic):
     return "timeout", CAUSES["timeout"].replace("<topic>", cause_topic)
 
 
+def dropped_after_connack(session, outcome):
+    """Whether the broker accepted the connection (CONNACK 0) and then closed it without a word: with MQTT 3.1.1
+    that is what AWS IoT does to the older connection when another one with the same client id arrives, and to
+    a publish the policy refuses. A refused subscription is a SUBACK 0x80 (the session stays), not a drop."""
+    return outcome == "lost" and session.connack == 0 and not session.suback_refused
+
+
+def takeover_cause(config, state, topic):
+    """The (step, cause) of a connection the broker dropped after accepting it, by where the session was."""
+    takeover = CAUSES["takeover"].replace("<thing>", str(config.get("thing_name")))
+    if state == "publishing":
+        # AWS IoT disconnects a client whose PUBLISH the policy refuses, too: both are possible here
+        return "publish", "%s, or %s (the broker dropped the connection after the PUBLISH)" % (
+            CAUSES["publish"].replace("<topic>", topic), takeover)
+    return ("subscribe" if state == "subscribing" else "timeout"), takeover
+
+
 def result(config, ok, step, cause="", detail="", started=None, **extra):
     out = {
         "thing_name": config.get("thing_name") if config else None,
@@ -217,6 +236,7 @@ class Session:
         self.error_text = ""
         self.connack = None
         self.subacked = None
+        self.suback_refused = False
         self.published = set()
         self.messages = []
         self.client = make_client(mqtt, config["thing_name"])
@@ -426,6 +446,11 @@ def verify(config, topic, timeout, mqtt=None):
     payload = json.dumps({"nonce": nonce, "thing_name": config["thing_name"]}).encode()
 
     def fail(outcome):
+        if dropped_after_connack(session, outcome):
+            step, cause = takeover_cause(config, session.state, topic)
+            detail = "the connection was accepted (CONNACK 0), then closed by the broker while %s: %s" % (
+                session.state, session.error_text.strip() or "no error text")
+            return result(config, False, step, cause, detail, started, connect_attempts=attempts)
         step, cause = diagnose(session.state, session.error_text, topic)
         if outcome == "deadline" and step not in ("tls",):
             if session.state in ("subscribing",):
@@ -446,6 +471,7 @@ def verify(config, topic, timeout, mqtt=None):
         if outcome != "ok":
             return fail(outcome)
         if not session.subacked:
+            session.suback_refused = True
             session.error_text = "SUBACK refused the subscription to %s" % topic
             return fail("lost")
         session.state = "publishing"
@@ -474,6 +500,8 @@ def publish(config, topic, message, timeout=10.0, mqtt=None):
         outcome = session.pump(lambda: info.mid in session.published)
         if outcome != "ok":
             step, cause = diagnose(session.state, session.error_text, topic)
+            if dropped_after_connack(session, outcome):
+                step, cause = takeover_cause(config, session.state, topic)
             if outcome == "deadline":
                 step, cause = "publish", CAUSES["publish"].replace("<topic>", topic) + " (no PUBACK)"
             return result(config, False, step, cause, session.error_text, started, connect_attempts=attempts)

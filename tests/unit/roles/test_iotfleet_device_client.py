@@ -176,6 +176,9 @@ class FakeClient:
     def subscribe(self, topic, qos=0):
         self.mid += 1
         mid = self.mid
+        if self.script.get("drop_after_subscribe"):
+            self.queue.append("drop")
+            return 0, mid
         self.queue.append(lambda: self.on_subscribe(self, None, mid, (self.script.get("suback", 1),)))
         self.topic = topic
         return 0, mid
@@ -245,6 +248,9 @@ def test_fake_round_trip_ok():
         ({"suback": 0x80}, "subscribe", "topicfilter/test"),
         ({"drop_after_publish": True}, "publish", "topic/test"),
         ({"echo": False}, "timeout", "iot:Receive"),
+        # accepted, then dropped by the broker: AWS closes the older connection of a client id taken over
+        ({"drop_after_subscribe": True}, "subscribe", "another connection with the same client id (pi-1) took over"),
+        ({"drop_after_publish": True}, "publish", "or another connection with the same client id (pi-1)"),
     ],
 )
 def test_fake_failures_name_step_and_cause(script, step, words):
@@ -392,3 +398,11 @@ def test_refused_by_broker_classification():
     assert not dc.refused_by_broker(session("tls", str(TLS_UNTRUSTED)))
     assert not dc.refused_by_broker(session("connecting", "certificate verify failed"))
     assert not dc.refused_by_broker(session("tcp", "Connection refused"))
+
+
+@pytest.mark.usefixtures("no_tls")
+def test_suback_refusal_is_policy_not_takeover():
+    res = dc.verify(CONFIG, "test", 0.5, mqtt=fake_mqtt({"suback": 0x80}, v2=False))
+    assert res["step"] == "subscribe" and "policy" in res["cause"] and "same client id" not in res["cause"], res
+    res = dc.verify(CONFIG, "test", 0.5, mqtt=fake_mqtt({"drop_after_subscribe": True}, v2=False))
+    assert "policy" not in res["cause"] and "CONNACK 0" in res["detail"], res
