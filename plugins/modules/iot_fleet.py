@@ -499,10 +499,11 @@ registration:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import DEFAULT_RATE_LIMITS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import merged_rate_limits
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import effective_retire_mode
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import live_certificate_ids
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import load_fleet_ca
@@ -527,27 +528,11 @@ def finished(result):
     return result
 
 
-def merged_rate_limits(overrides, share=1.0):
-    """The per-operation rates: the defaults, the user's overrides, times ``share`` (0 < share <= 1)."""
-    if not 0 < share <= 1:
-        raise IoTFleetError(f"rate_share must be greater than 0 and at most 1, got {share!r}.")
-    rates = dict(DEFAULT_RATE_LIMITS)
-    for operation, rate in (overrides or {}).items():
-        try:
-            rate = float(rate)
-        except (TypeError, ValueError):
-            raise IoTFleetError(f"rate_limits.{operation} must be a number of requests per second, got {rate!r}.")
-        if rate < 0:
-            raise IoTFleetError(f"rate_limits.{operation} must not be negative.")
-        rates[operation] = rate
-    return {k: v * share for k, v in rates.items() if v}
-
-
-def retire(module, p, devices, rates):
+def retire(module, p, devices, rates, retire_mode):
     """state=absent: decommission the devices (their certificates, things and controller keys)."""
     spec = FleetSpec(devices, None, None, p["pki_dir"])
     client = module.iot_client(limiter=RateLimiter(rates))
-    result = retire_fleet(client, spec, certificates=p["retire_certificates"], workers=p["workers"],
+    result = retire_fleet(client, spec, certificates=retire_mode, workers=p["workers"],
                           check_mode=module.check_mode)
     result["rate_limits"] = rates
     return finished(result)
@@ -585,9 +570,13 @@ def run(module):
         raise IoTFleetError("workers must be at least 1.")
     jitp = p["registration"] == "jitp"
     rates = {} if jitp else merged_rate_limits(p["rate_limits"], p["rate_share"])
+    # one rule for every retirement: in jitp a certificate is REVOKED, never deleted (it would register again)
+    retire_mode, warning = effective_retire_mode(p["registration"], p["retire_certificates"])
+    if warning:
+        getattr(module, "_module", module).warn(warning)
     devices = validate_devices(p["devices"], registration=p["registration"] if p["state"] == "present" else "api")
     if p["state"] == "absent":
-        return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]))
+        return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]), retire_mode)
     if p.get("rotation") == "switch_ca":
         return switch_ca(module, p, devices, rates)
     ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"])
@@ -606,7 +595,7 @@ def run(module):
         exclusive=p["exclusive"],
         register_with_ca=p["register_with_ca"],
         registration=p["registration"],
-        retire_certificates=p["retire_certificates"],
+        retire_certificates=retire_mode,
         managed_thing_group=p["managed_thing_group"],
         accepted_cas=[] if p.get("rotation") else next_fleet_ca(p["ca_certificate"], p["ca_private_key"]),
         renewal=p.get("renewal", "replace"),
@@ -653,7 +642,7 @@ def main():
         ca_certificate=dict(type="path"),
         ca_private_key=dict(type="path", no_log=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        retire_certificates=dict(type="str", choices=["delete", "revoke"], default="delete"),
+        retire_certificates=dict(type="str", choices=["delete", "revoke"]),
         rotation=dict(type="str", choices=["stage", "promote", "switch_ca"]),
         next_ca_certificate=dict(type="path"),
         next_ca_private_key=dict(type="path", no_log=False),
