@@ -1039,6 +1039,27 @@ def _live_certificate(spec, thing_name, host):
     return _x509.load_certificate(pem, what=f"live certificate of {host}")
 
 
+def _stale_staged_certificates(client, spec, thing_name, keep):
+    """The certificates attached to the thing, ACTIVE and issued by the fleet CA (``spec.ca_cert``, or one of
+    ``spec.accepted_cas``) other than ``keep`` (the live identity and the staged file's): what an earlier
+    stage left when its files are gone. One ListThingPrincipals, a DescribeCertificate per other principal."""
+    stale = []
+    for arn in client.paginate("list_thing_principals", "principals", thingName=thing_name):
+        cert_id = arn.rsplit("/", 1)[-1]
+        if ":cert/" not in arn or cert_id in keep:
+            continue
+        description = (client.get("describe_certificate", certificateId=cert_id) or {}).get("certificateDescription") or {}
+        if description.get("status") != "ACTIVE" or not description.get("certificatePem"):
+            continue
+        try:
+            cert = _x509.load_certificate(description["certificatePem"], what="certificate")
+        except IoTFleetError:
+            continue
+        if issuing_ca(spec, cert) is not None:
+            stale.append(cert_id)
+    return sorted(stale)
+
+
 def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     """Stage the device's next identity when its live certificate is due (expires within
     ``spec.renew_before``, or was not issued by the fleet CA given, ``spec.ca_cert``: in a CA
@@ -1047,15 +1068,19 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
 
     The next key (key mode ``controller``; in key mode ``device`` the CSR the device made, copied to
     the staged directory) and a certificate signed by the fleet CA, registered ACTIVE, the policy
-    attached, attached to the thing beside the live one (non-exclusive). Nothing is retired here.
-    A rerun reuses the staged identity. Key mode ``device`` without a staged CSR yet: ``pending_csr``.
+    attached, attached to the thing beside the live one (non-exclusive). A rerun reuses the staged identity.
+    Key mode ``device`` without a staged CSR yet: ``pending_csr``.
+
+    Retired first (``retired_certificates``): a certificate attached to the thing, ACTIVE, issued by the fleet
+    CA, that is neither the live identity nor the staged file's - an earlier staged identity whose files are
+    gone (a CA rotation with a Pi down once left it with 3 ACTIVE certificates). Nothing else is retired here.
     """
     thing_name, host = device["thing_name"], device["host"]
     live = _live_certificate(spec, thing_name, host)
     expires = _x509.not_valid_after(live)
     result = dict(host=host, thing_name=thing_name, changed=False, changes=[], failed=False, due=False,
                   staged=False, pending_csr=False, old_certificate_id=_x509.certificate_id(live),
-                  expires=expires.isoformat(), certificate_id=None, certificate_arn=None)
+                  expires=expires.isoformat(), certificate_id=None, certificate_arn=None, retired_certificates=[])
     sspec = staged_spec(spec)
     directory = device_dir(sspec.pki_dir, thing_name)
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -1065,6 +1090,15 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     if not (rotate_all or other_ca or expires - spec.renew_before <= now or os.path.isdir(directory)):
         return result
     result["due"] = True
+    # an earlier staged identity whose files are gone (pki/staged removed, a run on another controller) left
+    # its certificate ACTIVE on the thing: retired before another is staged, so the thing never holds three
+    stale = _stale_staged_certificates(client, spec, thing_name, {result["old_certificate_id"],
+                                                                   held_certificate_id(sspec.pki_dir, thing_name)})
+    for cert_id in stale:
+        if _retire_certificate(client, spec, cert_id, check_mode):
+            result["retired_certificates"].append(cert_id)
+    if result["retired_certificates"]:
+        result["changes"].append("retired an earlier staged certificate")
     if spec.key_mode == "device" and not os.path.exists(os.path.join(directory, CSR_FILE)):
         if not check_mode:
             result["pending_csr"] = True   # the device makes its next key and CSR, then stage again

@@ -123,7 +123,10 @@ options:
         key (key mode V(controller); in key mode V(device) it signs the C(device.csr) the device made
         beside its live key, and reports the device in RV(pending_csr_devices) while there is none),
         a certificate signed by the fleet CA, registered ACTIVE, O(policy_name) attached, attached
-        to the thing beside the live certificate. Nothing is retired. A rerun reuses the staged identity.
+        to the thing beside the live certificate. A rerun reuses the staged identity. Retired first (as
+        O(retire_certificates) says; C(retired_certificates) in the device's result) - a certificate attached
+        to the thing, ACTIVE, issued by the fleet CA, that is neither the live identity nor the staged file's
+        (an earlier staged identity whose files are gone); nothing else.
       - V(promote) - for each device given (those that verified their staged identity and switched to
         it) - the staged certificate must be ACTIVE and attached to the thing; every other certificate
         of the thing, and the controller's live one, is retired as O(retire_certificates) says; the live
