@@ -158,3 +158,47 @@ def test_jitp_thing_name_longer_than_a_cn_fails_that_device_only(fleet):
 def test_unknown_registration_refused(fleet_ca, tmp_path):
     with pytest.raises(IoTFleetError, match="registration must be one of api, jitp"):
         FleetSpec([], fleet_ca[0], fleet_ca[1], str(tmp_path), registration="jit")
+
+
+class _Module:
+    """iot_fleet's run in-process, its client the fleet account's."""
+
+    def __init__(self, params, client, check_mode=False):
+        self.params, self._client, self.check_mode, self._diff = params, client, check_mode, False
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def iot_client(self, limiter=None):
+        return self._client
+
+
+@pytest.mark.parametrize("asked", ["delete", None, "revoke"])
+def test_decommission_in_jitp_revokes_and_never_deletes(fleet, boto3_iot, asked):
+    """A deleted certificate of a CA with auto-registration registers itself again on the device's next
+    connect (a stolen Pi comes back): in registration jitp a decommission revokes, whatever is asked, and
+    warns when delete was asked for. The same devices registered (as JITP would) first."""
+    from ansible_collections.iotfleet.aws.plugins.modules import iot_fleet
+
+    client, counter, spec, pki = fleet
+    registered = ensure_fleet(client, spec(2, registration="api"))
+    ids = [d["certificate_id"] for d in registered["devices"]]
+    params = dict(devices=[dict(thing_name=f"pi-{i}", host=f"pi-{i}", attributes=None, reactivate=False,
+                                thing_groups=None) for i in range(2)],
+                  state="absent", registration="jitp", retire_certificates=asked, pki_dir=pki, workers=2,
+                  rate_limits={}, rate_share=1.0)
+    module = _Module(params, client)
+    result = iot_fleet.run(module)
+    assert result["failed_devices"] == [] and result["changed"]
+    for cert_id in ids:
+        assert boto3_iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"] == "REVOKED"
+    assert boto3_iot.list_things()["things"] == []
+    assert len(module.warnings) == (1 if asked == "delete" else 0)
+    # the same under api deletes (the default)
+    api = ensure_fleet(client, spec(1, registration="api", names=["pi-9"]))
+    params.update(devices=[dict(thing_name="pi-9", host="pi-9")], registration="api", retire_certificates=None)
+    assert iot_fleet.run(_Module(params, client))["devices"][0]["retired_certificates"] == \
+        [api["devices"][0]["certificate_id"]]
+    with pytest.raises(boto3_iot.exceptions.ResourceNotFoundException):
+        boto3_iot.describe_certificate(certificateId=api["devices"][0]["certificate_id"])
