@@ -115,7 +115,9 @@ class FleetSpec:
         self.exclusive = exclusive
         self.register_with_ca = register_with_ca
         self.registration = registration
-        self.retire_certificates = retire_certificates
+        # registration jitp: a deleted certificate of the auto-registering CA would register itself again on the
+        # device's next connect, so retired certificates are always REVOKED (effective_retire_mode warns)
+        self.retire_certificates = "revoke" if registration == "jitp" else retire_certificates
         self.managed_thing_group = managed_thing_group or None
         # CA rotation in progress: the next CA, whose certificates are kept too (the Pi was rotated)
         self.accepted_cas = list(accepted_cas or ())
@@ -1069,7 +1071,9 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     The next key (key mode ``controller``; in key mode ``device`` the CSR the device made, copied to
     the staged directory) and a certificate signed by the fleet CA, registered ACTIVE, the policy
     attached, attached to the thing beside the live one (non-exclusive). A rerun reuses the staged identity.
-    Key mode ``device`` without a staged CSR yet: ``pending_csr``.
+    Key mode ``device`` without a staged CSR yet: ``pending_csr``. Registration ``jitp``: the staged identity
+    is made and NOT registered - the Pi registers it itself on its first connect with it (the fleet CA's
+    JITP template: ACTIVE, the policy and the existing thing attached), before :func:`promote_device`.
 
     Retired first (``retired_certificates``): a certificate attached to the thing, ACTIVE, issued by the fleet
     CA, that is neither the live identity nor the staged file's - an earlier staged identity whose files are
@@ -1109,6 +1113,14 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     result["changes"].extend(changes)
     result["certificate_path"] = os.path.join(directory, CERTIFICATE_FILE)
     fresh = "certificate" in changes
+    if spec.registration == "jitp":
+        # registration jitp: the staged certificate is not registered here; the Pi registers it itself on its
+        # first connect with it (the new identity's round trip: the CA's JITP template registers it ACTIVE,
+        # attaches the policy and the existing thing), and promote then finds it ACTIVE and attached
+        result["certificate_id"] = _x509.certificate_id(cert) if cert is not None else None
+        result["staged"] = True
+        result["changed"] = bool(result["changes"])
+        return result
     if cert is None:
         # check mode: the identity would be made, registered and attached
         result["changes"] += ["certificate registration"] + (["policy attachment"] if spec.policy_name else [])
@@ -1168,6 +1180,10 @@ def promote_device(client, spec, device, check_mode=False):
     current = client.get("describe_certificate", certificateId=new_id)
     description = (current or {}).get("certificateDescription") or {}
     if description.get("status") != "ACTIVE":
+        if spec.registration == "jitp" and not description:
+            raise IoTFleetError(f"{host}: the staged certificate {new_id} is not registered: in registration jitp the "
+                                "Pi registers it on its first connect with it (the round trip), which has not happened; "
+                                "the old identity stays; rerun rotate.")
         raise IoTFleetError(f"{host}: the staged certificate {new_id} is {description.get('status') or 'not registered'}, "
                             "not ACTIVE: the old identity stays; rerun rotate to stage it again.")
     arn = description["certificateArn"]

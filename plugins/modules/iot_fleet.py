@@ -147,7 +147,12 @@ options:
         for a rerun to finish when a run stops midway; without the next CA's directory nothing is done.
         O(devices) is used in check mode only - their live certificates count as retired (the
         V(promote) step would have retired them).
-      - Needs O(registration=api) and O(state=present).
+      - With O(registration=jitp) V(stage) makes the staged identity and does B(not) register it - the device
+        registers it itself on its first connect with it (the fleet CA's just-in-time provisioning template:
+        ACTIVE, the policy and the existing thing attached), which the rotation's round trip is; V(promote)
+        then finds it ACTIVE and attached as in V(api). Retired certificates are REVOKED in V(jitp)
+        (O(retire_certificates)). The rotation calls AWS in either mode (O(rate_limits), O(rate_share)).
+      - Needs O(state=present).
     type: str
     choices: [stage, promote, switch_ca]
   next_ca_certificate:
@@ -233,7 +238,8 @@ options:
         auto-registration on and a template, which makes the thing, registers the certificate ACTIVE
         and attaches the policy. O(policy_name), O(thing_type), O(purge_attributes), O(exclusive),
         O(register_with_ca), O(rate_limits), O(managed_thing_group), O(devices[].attributes) and
-        O(devices[].thing_groups) are then not used.
+        O(devices[].thing_groups) are then not used (O(rate_limits) is, with O(rotation)). Retired certificates are
+        always REVOKED (O(retire_certificates)).
       - A fleet can move between the two; certificates that exist are kept either way.
     type: str
     choices: [api, jitp]
@@ -280,7 +286,7 @@ attributes:
     support: full
     details:
       - Predicts every change; makes no key, certificate or AWS change.
-      - With O(registration=jitp) it makes no AWS call at all, in check mode or not.
+      - With O(registration=jitp) it makes no AWS call at all, in check mode or not (except with O(rotation)).
   diff_mode:
     support: full
     details:
@@ -434,7 +440,7 @@ renewal_due_devices:
   type: list
   elements: str
 rate_limits:
-  description: The requests-per-second limits in force, by AWS API operation; empty with O(registration=jitp) (no AWS call).
+  description: The requests-per-second limits in force, by AWS API operation; empty with O(registration=jitp) (no AWS call) unless O(rotation) is set.
   returned: always
   type: dict
 due_devices:
@@ -542,9 +548,8 @@ def retire(module, p, devices, rates, retire_mode):
 
 
 def rotate(module, p, spec, rates):
-    """rotation=stage|promote: the two controller phases of a certificate rotation."""
-    if p["registration"] != "api":
-        raise IoTFleetError("rotation needs registration=api (a JITP device registers a new certificate itself).")
+    """rotation=stage|promote: the two controller phases of a certificate rotation (registration jitp: the
+    staged certificate is registered by the Pi itself, on its first connect with it)."""
     client = module.iot_client(limiter=RateLimiter(rates))
     result = rotate_fleet(client, spec, p["rotation"], rotate_all=p.get("rotate_all", False), workers=p["workers"],
                           check_mode=module.check_mode)
@@ -557,8 +562,8 @@ def switch_ca(module, p, devices, rates):
     """rotation=switch_ca: retire the live fleet CA once nothing ACTIVE hangs under it; the next one takes its place.
     The CA files are not loaded here: a run stopped midway leaves them for switch_fleet_ca to finish."""
     missing = [o for o in ("ca_certificate", "ca_private_key", "next_ca_certificate", "next_ca_private_key") if not p[o]]
-    if missing or p["registration"] != "api":
-        raise IoTFleetError(f"rotation=switch_ca needs registration=api and {', '.join(missing) or 'the CA paths'}.")
+    if missing:
+        raise IoTFleetError(f"rotation=switch_ca needs {', '.join(missing)}.")
     pending = live_certificate_ids(p["pki_dir"], devices) if module.check_mode else set()
     client = module.iot_client(limiter=RateLimiter(rates))
     outcome = switch_fleet_ca(client, p["ca_certificate"], p["ca_private_key"], p["next_ca_certificate"],
@@ -572,7 +577,8 @@ def run(module):
     if p["workers"] < 1:
         raise IoTFleetError("workers must be at least 1.")
     jitp = p["registration"] == "jitp"
-    rates = {} if jitp else merged_rate_limits(p["rate_limits"], p["rate_share"])
+    # registration jitp makes no AWS call, except for a rotation (which reads, promotes and retires)
+    rates = {} if jitp and not p.get("rotation") else merged_rate_limits(p["rate_limits"], p["rate_share"])
     # one rule for every retirement: in jitp a certificate is REVOKED, never deleted (it would register again)
     retire_mode, warning = effective_retire_mode(p["registration"], p["retire_certificates"])
     if warning:
