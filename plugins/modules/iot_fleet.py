@@ -148,7 +148,7 @@ options:
         O(devices) is used in check mode only - their live certificates count as retired (the
         V(promote) step would have retired them).
       - With O(registration=jitp) V(stage) makes the staged identity and does B(not) register it - the device
-        registers it itself on its first connect with it (the fleet CA's just-in-time provisioning template:
+        registers it itself on its first connect with it (the fleet CA's just-in-time provisioning template -
         ACTIVE, the policy and the existing thing attached), which the rotation's round trip is; V(promote)
         then finds it ACTIVE and attached as in V(api). Retired certificates are REVOKED in V(jitp)
         (O(retire_certificates)). The rotation calls AWS in either mode (O(rate_limits), O(rate_share)).
