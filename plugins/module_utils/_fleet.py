@@ -1096,8 +1096,8 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     result["due"] = True
     # an earlier staged identity whose files are gone (pki/staged removed, a run on another controller) left
     # its certificate ACTIVE on the thing: retired before another is staged, so the thing never holds three
-    stale = _stale_staged_certificates(client, spec, thing_name, {result["old_certificate_id"],
-                                                                   held_certificate_id(sspec.pki_dir, thing_name)})
+    keep = {result["old_certificate_id"], held_certificate_id(sspec.pki_dir, thing_name)}
+    stale = _stale_staged_certificates(client, spec, thing_name, keep)
     for cert_id in stale:
         if _retire_certificate(client, spec, cert_id, check_mode):
             result["retired_certificates"].append(cert_id)
