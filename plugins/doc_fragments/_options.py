@@ -112,9 +112,12 @@ options:
     description:
       - How a retired certificate ends - V(delete) removes it from AWS IoT; V(revoke) keeps it
         registered as REVOKED (detached from everything), for audit.
+      - Default V(delete), and V(revoke) with O(registration=jitp).
+      - With O(registration=jitp) it is always V(revoke) (V(delete) is ignored, with a warning) - a deleted
+        certificate of a CA with auto-registration registers itself again on the device's next connect, so a
+        stolen device would come back.
     type: str
     choices: [delete, revoke]
-    default: delete
   workers:
     description: Threads that work on devices at once.
     type: int

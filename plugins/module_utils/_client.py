@@ -95,6 +95,22 @@ def region_problem(region, endpoint_url=None, service="iot", known=None):
             "needs a newer botocore, and a custom endpoint_url skips this check.)")
 
 
+def merged_rate_limits(overrides, share=1.0):
+    """The per-operation rates: the defaults, the user's overrides, times ``share`` (0 < share <= 1)."""
+    if not 0 < share <= 1:
+        raise IoTFleetError(f"rate_share must be greater than 0 and at most 1, got {share!r}.")
+    rates = dict(DEFAULT_RATE_LIMITS)
+    for operation, rate in (overrides or {}).items():
+        try:
+            rate = float(rate)
+        except (TypeError, ValueError):
+            raise IoTFleetError(f"rate_limits.{operation} must be a number of requests per second, got {rate!r}.")
+        if rate < 0:
+            raise IoTFleetError(f"rate_limits.{operation} must not be negative.")
+        rates[operation] = rate
+    return {k: v * share for k, v in rates.items() if v}
+
+
 class IoTAWSError(AnsibleAWSError):
     """A failed AWS IoT call (after retries)."""
 
@@ -358,5 +374,6 @@ __all__ = [
     "error_code",
     "is_boto3_error_code",
     "is_missing",
+    "merged_rate_limits",
     "retry_decorator",
 ]

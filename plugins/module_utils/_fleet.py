@@ -29,6 +29,7 @@ import copy
 import datetime
 import math
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -115,7 +116,9 @@ class FleetSpec:
         self.exclusive = exclusive
         self.register_with_ca = register_with_ca
         self.registration = registration
-        self.retire_certificates = retire_certificates
+        # registration jitp: a deleted certificate of the auto-registering CA would register itself again on the
+        # device's next connect, so retired certificates are always REVOKED (effective_retire_mode warns)
+        self.retire_certificates = "revoke" if registration == "jitp" else retire_certificates
         self.managed_thing_group = managed_thing_group or None
         # CA rotation in progress: the next CA, whose certificates are kept too (the Pi was rotated)
         self.accepted_cas = list(accepted_cas or ())
@@ -808,57 +811,231 @@ def retire_fleet(client, spec, certificates="delete", workers=8, check_mode=Fals
     return _per_device(spec, workers, lambda d: retire_device(client, spec, d, check_mode))
 
 
-def fleet_drift(client, spec, inventory, prune=False, workers=8, check_mode=False):
+def effective_retire_mode(registration, requested):
+    """The retire mode a run uses, and a warning or None: in registration ``jitp`` a certificate is
+    always REVOKED, never deleted - a deleted certificate of a CA with auto-registration registers itself
+    again on the device's next connect (a stolen Pi comes back). ``requested`` None: the default
+    (``delete``; ``revoke`` in jitp) with no warning."""
+    if requested is not None and requested not in RETIRE_MODES:
+        raise IoTFleetError(f"retire_certificates must be one of {', '.join(RETIRE_MODES)}, got {requested!r}.")
+    if registration != "jitp":
+        return requested or "delete", None
+    warning = None
+    if requested == "delete":
+        warning = ("registration jitp: retired certificates are REVOKED, not deleted (retire_certificates=delete "
+                   "ignored): a deleted certificate of a CA with auto-registration registers itself again on the "
+                   "device's next connect.")
+    return "revoke", warning
+
+
+# the time the ca role appends to a rotation's next CA (`<ca_common_name[:43]> <UTC time>`)
+_CA_TIME_SUFFIX = re.compile(r" \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+CA_NAME_PREFIX = 43
+
+
+def fleet_ca_base_name(ca_cert):
+    """The fleet's CA name: the fleet CA's CN without the creation time a CA rotation appends."""
+    return _CA_TIME_SUFFIX.sub("", _x509.common_name(ca_cert) or "")
+
+
+def is_fleet_like_ca(common_name, base):
+    """Whether a CA's CN names a CA of this fleet: the fleet CA's name, or starting with it (the first 43
+    characters, as the ca role names a rotation's next CA)."""
+    if not common_name or not base:
+        return False
+    return common_name == base or common_name.startswith(base[:CA_NAME_PREFIX])
+
+
+def owned_fleet_cas(ca_certificate_path, ca_cert):
+    """The CA ids a run owns: the fleet CA and the next CA of a CA rotation in progress (``next/`` beside
+    the fleet CA, the same file name; its key is not read)."""
+    owned = [_x509.certificate_id(ca_cert)]
+    if ca_certificate_path:
+        next_path = os.path.join(os.path.dirname(ca_certificate_path), NEXT_CA_DIR,
+                                 os.path.basename(ca_certificate_path))
+        pem = read_optional(next_path)
+        if pem is not None:
+            try:
+                owned.append(_x509.certificate_id(_x509.load_certificate(pem, what="next fleet CA certificate")))
+            except IoTFleetError:
+                pass
+    return owned
+
+
+def _device_identities(spec, device):
+    """The certificate ids a device of the run may keep attached: its identity (the fleet result's
+    ``certificate_id``, else the certificate the controller holds) and the identity a rotation staged for
+    it (``pki/staged``). None when its identity is not known (check mode before issuing, no file): then
+    nothing of it is drift."""
+    if "certificate_id" in device:
+        identity = device["certificate_id"]
+    else:
+        identity = held_certificate_id(spec.pki_dir, device["thing_name"])
+    if identity is None:
+        return None
+    return {identity, held_certificate_id(staged_spec(spec).pki_dir, device["thing_name"])} - {None}
+
+
+def _extra_certificates(client, spec, device):
+    """The ACTIVE certificates attached to the device's thing that are not its identity (nor its staged
+    one): one ListThingPrincipals, one DescribeCertificate per other principal."""
+    keep = _device_identities(spec, device)
+    result = dict(host=device["host"], thing_name=device["thing_name"], changed=False, failed=False,
+                  extra=[], unknown=keep is None)
+    if keep is None:
+        return result
+    for arn in client.paginate("list_thing_principals", "principals", thingName=device["thing_name"]):
+        if ":cert/" not in arn or arn.rsplit("/", 1)[-1] in keep:
+            continue
+        described = client.get("describe_certificate", certificateId=arn.rsplit("/", 1)[-1])
+        description = (described or {}).get("certificateDescription") or {}
+        if description.get("status") == "ACTIVE":
+            result["extra"].append(dict(host=device["host"], thing_name=device["thing_name"],
+                                        certificate_id=description["certificateId"],
+                                        ca_certificate_id=description.get("caCertificateId")))
+    return result
+
+
+def _foreign_cas(client, spec, owned):
+    """The fleet-CA-like CAs of the account this run does not own (:func:`is_fleet_like_ca`). One
+    ListCACertificates per page, a DescribeCACertificate per CA not owned, a ListCertificatesByCA per
+    fleet-like one."""
+    base = fleet_ca_base_name(spec.ca_cert)
+    found = []
+    for item in client.paginate("list_ca_certificates", "certificates", pageSize=250):
+        ca_id = item["certificateId"]
+        if ca_id in owned:
+            continue
+        described = client.get("describe_ca_certificate", certificateId=ca_id)
+        description = (described or {}).get("certificateDescription") or {}
+        try:
+            cn = _x509.common_name(_x509.load_certificate(description.get("certificatePem"), what="CA certificate"))
+        except (IoTFleetError, TypeError, ValueError):
+            continue
+        if not is_fleet_like_ca(cn, base):
+            continue
+        active = sorted(c["certificateId"] for c in client.paginate(
+            "list_certificates_by_ca", "certificates", caCertificateId=ca_id, pageSize=250)
+            if c.get("status") == "ACTIVE")
+        found.append(dict(certificate_id=ca_id, common_name=cn, status=description.get("status"),
+                          active_certificates=len(active), active_certificate_ids=active))
+    return sorted(found, key=lambda c: c["certificate_id"])
+
+
+def _reported_ca(ca):
+    """A foreign CA is drift while it is ACTIVE, or INACTIVE with nothing ACTIVE under it (a prune deletes it);
+    INACTIVE with ACTIVE certificates left (of Pis outside the run) it is harmless until they are retired."""
+    return ca["status"] == "ACTIVE" or not ca["active_certificate_ids"]
+
+
+def _retire_foreign_ca(client, ca, retired, check_mode):
+    """A foreign CA set INACTIVE, and deleted when no ACTIVE certificate remains under it (``retired``:
+    the certificates this prune retired). Its files, wherever they are, are never touched. Returns what
+    was done: ``inactive``, ``deleted`` (or both)."""
+    done = []
+    if ca["status"] == "ACTIVE":
+        done.append("inactive")
+        if not check_mode:
+            client.call("update_ca_certificate", certificateId=ca["certificate_id"], newStatus="INACTIVE")
+    if check_mode:
+        left = [c for c in ca["active_certificate_ids"] if c not in retired]
+    else:
+        left = [c["certificateId"] for c in client.paginate(
+            "list_certificates_by_ca", "certificates", caCertificateId=ca["certificate_id"], pageSize=250)
+            if c.get("status") == "ACTIVE"]
+    if not left:
+        done.append("deleted")
+        if not check_mode:
+            client.delete("delete_ca_certificate", certificateId=ca["certificate_id"])
+    return done
+
+
+def fleet_drift(client, spec, inventory, prune=False, workers=8, check_mode=False, whole_inventory=True,
+                ca_certificate_path=None):
     """Drift between the inventory and the registry, and (``prune``) its end.
 
-    Reports (a) the things of the managed thing group (things this collection created) whose name is
-    not in ``inventory`` (the thing names of the WHOLE inventory, not only the devices of one run),
-    and (b) the fleet CA's certificates attached to no thing - leaving out the certificate each
-    inventory device holds on the controller (the fleet module attaches it) and REVOKED ones (retired
-    on purpose, kept for audit). With ``prune`` both are retired as :func:`retire_device` does
-    (certificates INACTIVE, detached, deleted or REVOKED per ``spec.retire_certificates``; the thing
-    deleted; its controller files archived with the key destroyed). A failure stays with its thing or
-    certificate.
+    Reports
 
-    Reads: ListThingsInThingGroup and ListCertificatesByCA in pages of 250, one DescribeThing per
-    managed thing out of the inventory, and one ListPrincipalThings per CA certificate that is no
-    inventory device's.
+    (a) the things of the managed thing group (things this collection created) whose name is not in
+        ``inventory`` (the thing names of the WHOLE inventory) - only with ``whole_inventory`` (a run on part
+        of the fleet, --limit or a job slice, does not see the rest: nothing of it is drift);
+    (b) the fleet CA's certificates attached to no thing - leaving out the certificate each inventory device
+        holds on the controller and REVOKED ones (retired on purpose, kept for audit) - only with
+        ``whole_inventory`` too;
+    (c) ``extra_certificates``: for each device of the run (``spec.devices``: ``host``, ``thing_name`` and
+        the ``certificate_id`` the fleet result names, else the one the controller holds), every ACTIVE
+        certificate attached to its thing that is not its identity nor a rotation's staged one (a second
+        controller's, an earlier staged one whose files are gone);
+    (d) ``foreign_cas``: every fleet-CA-like CA of the account (:func:`is_fleet_like_ca`) other than the
+        fleet CA and the next CA of a CA rotation in progress (``ca_certificate_path``'s ``next/``).
+
+    With ``prune`` (a) and (b) are retired as :func:`retire_device` does, (c) as a superseded certificate
+    (INACTIVE, detached, deleted or REVOKED per ``spec.retire_certificates``), (d) set INACTIVE and deleted
+    once no ACTIVE certificate remains under it (its key files are never touched: they are not ours). A
+    failure stays with its thing, certificate or CA. Check mode predicts; a rerun after a prune finds nothing.
+
+    Reads: ListThingsInThingGroup and ListCertificatesByCA in pages of 250, one DescribeThing per managed
+    thing out of the inventory, one ListPrincipalThings per CA certificate that is no inventory device's;
+    one ListThingPrincipals per device of the run and a DescribeCertificate per other certificate of its
+    thing; ListCACertificates, a DescribeCACertificate per CA not owned and a ListCertificatesByCA per
+    fleet-like one.
     """
     if not spec.managed_thing_group:
         raise IoTFleetError("Drift needs the managed thing group (managed_thing_group): it marks the things "
                             "this collection created.")
     known = set(inventory)
-    if prune and not known:
+    if prune and whole_inventory and not known:
         raise IoTFleetError("prune with an empty inventory would retire every managed thing: refused. Give the "
                             "thing names of the whole inventory.")
-    managed = client.paginate("list_things_in_thing_group", "things", thingGroupName=spec.managed_thing_group,
-                              maxResults=250)
-    # a deleted thing can still be listed as a member for a while (the stand-in keeps it for good)
-    orphan_things = sorted(t for t in set(managed) - known if client.get("describe_thing", thingName=t) is not None)
-    held = {held_certificate_id(spec.pki_dir, name) for name in known}
-    orphan_certificates = []
-    for item in client.paginate("list_certificates_by_ca", "certificates",
-                                caCertificateId=_x509.certificate_id(spec.ca_cert), pageSize=250):
-        if item["certificateId"] in held or item.get("status") == "REVOKED":
-            continue
-        if not client.paginate("list_principal_things", "things", principal=item["certificateArn"]):
-            orphan_certificates.append(item["certificateId"])
+    orphan_things, orphan_certificates = [], []
+    if whole_inventory:
+        managed = client.paginate("list_things_in_thing_group", "things", thingGroupName=spec.managed_thing_group,
+                                  maxResults=250)
+        # a deleted thing can still be listed as a member for a while (the stand-in keeps it for good)
+        orphan_things = sorted(t for t in set(managed) - known
+                               if client.get("describe_thing", thingName=t) is not None)
+        held = {held_certificate_id(spec.pki_dir, name) for name in known}
+        for item in client.paginate("list_certificates_by_ca", "certificates",
+                                    caCertificateId=_x509.certificate_id(spec.ca_cert), pageSize=250):
+            if item["certificateId"] in held or item.get("status") == "REVOKED":
+                continue
+            if not client.paginate("list_principal_things", "things", principal=item["certificateArn"]):
+                orphan_certificates.append(item["certificateId"])
+    scanned = _per_device(spec, workers, lambda d: _extra_certificates(client, spec, d))
+    extra = sorted((e for d in scanned["devices"] for e in d.get("extra", [])),
+                   key=lambda e: (e["thing_name"], e["certificate_id"]))
+    fleet_like = _foreign_cas(client, spec, owned_fleet_cas(ca_certificate_path, spec.ca_cert))
+    foreign = [ca for ca in fleet_like if _reported_ca(ca)]
     result = dict(changed=False, orphan_things=orphan_things, orphan_certificates=sorted(orphan_certificates),
-                  pruned=bool(prune), devices=[], retired_certificates=[], failures=[])
+                  extra_certificates=extra, foreign_cas=foreign, whole_inventory=bool(whole_inventory),
+                  unknown_identity_devices=[d["host"] for d in scanned["devices"] if d.get("unknown")],
+                  pruned=bool(prune), devices=[], retired_certificates=[], retired_cas=[],
+                  failures=[f"device {d['host']}: {d['msg']}" for d in scanned["devices"] if d["failed"]])
     if not prune:
         return result
     prune_spec = FleetSpec([dict(host=t, thing_name=t) for t in orphan_things], spec.ca_cert, None, spec.pki_dir,
                            retire_certificates=spec.retire_certificates)
     retired = _per_device(prune_spec, workers, lambda d: retire_device(client, prune_spec, d, check_mode))
     result["devices"] = retired["devices"]
-    result["failures"] = [f"thing {d['thing_name']}: {d['msg']}" for d in retired["devices"] if d["failed"]]
-    for certificate_id in result["orphan_certificates"]:
+    result["failures"] += [f"thing {d['thing_name']}: {d['msg']}" for d in retired["devices"] if d["failed"]]
+    for certificate_id in result["orphan_certificates"] + [e["certificate_id"] for e in extra]:
         try:
             if _retire_certificate(client, spec, certificate_id, check_mode):
                 result["retired_certificates"].append(certificate_id)
         except (IoTFleetError, IoTAWSError) as e:
             result["failures"].append(f"certificate {certificate_id}: {e}")
-    result["changed"] = retired["changed"] or bool(result["retired_certificates"])
+    retired_now = set(result["retired_certificates"])
+    for ca in fleet_like:
+        if not (_reported_ca(ca) or set(ca["active_certificate_ids"]) <= retired_now):
+            continue   # INACTIVE, with ACTIVE certificates of Pis outside this run left under it
+        try:
+            done = _retire_foreign_ca(client, ca, retired_now, check_mode)
+        except (IoTFleetError, IoTAWSError) as e:
+            result["failures"].append(f"CA {ca['certificate_id']}: {e}")
+            continue
+        if done:
+            result["retired_cas"].append(dict(certificate_id=ca["certificate_id"], done=done))
+    result["changed"] = retired["changed"] or bool(result["retired_certificates"] or result["retired_cas"])
     return result
 
 
@@ -961,6 +1138,27 @@ def _live_certificate(spec, thing_name, host):
     return _x509.load_certificate(pem, what=f"live certificate of {host}")
 
 
+def _stale_staged_certificates(client, spec, thing_name, keep):
+    """The certificates attached to the thing, ACTIVE and issued by the fleet CA (``spec.ca_cert``, or one of
+    ``spec.accepted_cas``) other than ``keep`` (the live identity and the staged file's): what an earlier
+    stage left when its files are gone. One ListThingPrincipals, a DescribeCertificate per other principal."""
+    stale = []
+    for arn in client.paginate("list_thing_principals", "principals", thingName=thing_name):
+        cert_id = arn.rsplit("/", 1)[-1]
+        if ":cert/" not in arn or cert_id in keep:
+            continue
+        description = (client.get("describe_certificate", certificateId=cert_id) or {}).get("certificateDescription") or {}
+        if description.get("status") != "ACTIVE" or not description.get("certificatePem"):
+            continue
+        try:
+            cert = _x509.load_certificate(description["certificatePem"], what="certificate")
+        except IoTFleetError:
+            continue
+        if issuing_ca(spec, cert) is not None:
+            stale.append(cert_id)
+    return sorted(stale)
+
+
 def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     """Stage the device's next identity when its live certificate is due (expires within
     ``spec.renew_before``, or was not issued by the fleet CA given, ``spec.ca_cert``: in a CA
@@ -969,15 +1167,21 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
 
     The next key (key mode ``controller``; in key mode ``device`` the CSR the device made, copied to
     the staged directory) and a certificate signed by the fleet CA, registered ACTIVE, the policy
-    attached, attached to the thing beside the live one (non-exclusive). Nothing is retired here.
-    A rerun reuses the staged identity. Key mode ``device`` without a staged CSR yet: ``pending_csr``.
+    attached, attached to the thing beside the live one (non-exclusive). A rerun reuses the staged identity.
+    Key mode ``device`` without a staged CSR yet: ``pending_csr``. Registration ``jitp``: the staged identity
+    is made and NOT registered - the Pi registers it itself on its first connect with it (the fleet CA's
+    JITP template: ACTIVE, the policy and the existing thing attached), before :func:`promote_device`.
+
+    Retired first (``retired_certificates``): a certificate attached to the thing, ACTIVE, issued by the fleet
+    CA, that is neither the live identity nor the staged file's - an earlier staged identity whose files are
+    gone (a CA rotation with a Pi down once left it with 3 ACTIVE certificates). Nothing else is retired here.
     """
     thing_name, host = device["thing_name"], device["host"]
     live = _live_certificate(spec, thing_name, host)
     expires = _x509.not_valid_after(live)
     result = dict(host=host, thing_name=thing_name, changed=False, changes=[], failed=False, due=False,
                   staged=False, pending_csr=False, old_certificate_id=_x509.certificate_id(live),
-                  expires=expires.isoformat(), certificate_id=None, certificate_arn=None)
+                  expires=expires.isoformat(), certificate_id=None, certificate_arn=None, retired_certificates=[])
     sspec = staged_spec(spec)
     directory = device_dir(sspec.pki_dir, thing_name)
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -987,6 +1191,15 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     if not (rotate_all or other_ca or expires - spec.renew_before <= now or os.path.isdir(directory)):
         return result
     result["due"] = True
+    # an earlier staged identity whose files are gone (pki/staged removed, a run on another controller) left
+    # its certificate ACTIVE on the thing: retired before another is staged, so the thing never holds three
+    keep = {result["old_certificate_id"], held_certificate_id(sspec.pki_dir, thing_name)}
+    stale = _stale_staged_certificates(client, spec, thing_name, keep)
+    for cert_id in stale:
+        if _retire_certificate(client, spec, cert_id, check_mode):
+            result["retired_certificates"].append(cert_id)
+    if result["retired_certificates"]:
+        result["changes"].append("retired an earlier staged certificate")
     if spec.key_mode == "device" and not os.path.exists(os.path.join(directory, CSR_FILE)):
         if not check_mode:
             result["pending_csr"] = True   # the device makes its next key and CSR, then stage again
@@ -997,6 +1210,14 @@ def stage_device(client, spec, device, rotate_all=False, check_mode=False):
     result["changes"].extend(changes)
     result["certificate_path"] = os.path.join(directory, CERTIFICATE_FILE)
     fresh = "certificate" in changes
+    if spec.registration == "jitp":
+        # registration jitp: the staged certificate is not registered here; the Pi registers it itself on its
+        # first connect with it (the new identity's round trip: the CA's JITP template registers it ACTIVE,
+        # attaches the policy and the existing thing), and promote then finds it ACTIVE and attached
+        result["certificate_id"] = _x509.certificate_id(cert) if cert is not None else None
+        result["staged"] = True
+        result["changed"] = bool(result["changes"])
+        return result
     if cert is None:
         # check mode: the identity would be made, registered and attached
         result["changes"] += ["certificate registration"] + (["policy attachment"] if spec.policy_name else [])
@@ -1056,6 +1277,10 @@ def promote_device(client, spec, device, check_mode=False):
     current = client.get("describe_certificate", certificateId=new_id)
     description = (current or {}).get("certificateDescription") or {}
     if description.get("status") != "ACTIVE":
+        if spec.registration == "jitp" and not description:
+            raise IoTFleetError(f"{host}: the staged certificate {new_id} is not registered: in registration jitp the "
+                                "Pi registers it on its first connect with it (the round trip), which has not happened; "
+                                "the old identity stays; rerun rotate.")
         raise IoTFleetError(f"{host}: the staged certificate {new_id} is {description.get('status') or 'not registered'}, "
                             "not ACTIVE: the old identity stays; rerun rotate to stage it again.")
     arn = description["certificateArn"]

@@ -157,7 +157,10 @@ options:
         key (key mode V(controller); in key mode V(device) it signs the C(device.csr) the device made
         beside its live key, and reports the device in RV(pending_csr_devices) while there is none),
         a certificate signed by the fleet CA, registered ACTIVE, O(policy_name) attached, attached
-        to the thing beside the live certificate. Nothing is retired. A rerun reuses the staged identity.
+        to the thing beside the live certificate. A rerun reuses the staged identity. Retired first (as
+        O(retire_certificates) says; C(retired_certificates) in the device's result) - a certificate attached
+        to the thing, ACTIVE, issued by the fleet CA, that is neither the live identity nor the staged file's
+        (an earlier staged identity whose files are gone); nothing else.
       - V(promote) - for each device given (those that verified their staged identity and switched to
         it) - the staged certificate must be ACTIVE and attached to the thing; every other certificate
         of the thing, and the controller's live one, is retired as O(retire_certificates) says; the live
@@ -178,7 +181,12 @@ options:
         for a rerun to finish when a run stops midway; without the next CA's directory nothing is done.
         O(devices) is used in check mode only - their live certificates count as retired (the
         V(promote) step would have retired them).
-      - Needs O(registration=api) and O(state=present).
+      - With O(registration=jitp) V(stage) makes the staged identity and does B(not) register it - the device
+        registers it itself on its first connect with it (the fleet CA's just-in-time provisioning template -
+        ACTIVE, the policy and the existing thing attached), which the rotation's round trip is; V(promote)
+        then finds it ACTIVE and attached as in V(api). Retired certificates are REVOKED in V(jitp)
+        (O(retire_certificates)). The rotation calls AWS in either mode (O(rate_limits), O(rate_share)).
+      - Needs O(state=present).
     type: str
     choices: [stage, promote, switch_ca]
   next_ca_certificate:
@@ -270,7 +278,8 @@ options:
         auto-registration on and a template, which makes the thing, registers the certificate ACTIVE
         and attaches the policy. O(policy_name), O(thing_type), O(purge_attributes), O(exclusive),
         O(register_with_ca), O(rate_limits), O(managed_thing_group), O(devices[].attributes) and
-        O(devices[].thing_groups) are then not used.
+        O(devices[].thing_groups) are then not used (O(rate_limits) is, with O(rotation)). Retired certificates are
+        always REVOKED (O(retire_certificates)).
       - A fleet can move between the two; certificates that exist are kept either way.
     type: str
     choices: [api, jitp]
@@ -317,7 +326,7 @@ attributes:
     support: full
     details:
       - Predicts every change; makes no key, certificate or AWS change.
-      - With O(registration=jitp) it makes no AWS call at all, in check mode or not.
+      - With O(registration=jitp) it makes no AWS call at all, in check mode or not (except with O(rotation)).
   diff_mode:
     support: full
     details:
@@ -484,7 +493,7 @@ renewal_due_devices:
   type: list
   elements: str
 rate_limits:
-  description: The requests-per-second limits in force, by AWS API operation; empty with O(registration=jitp) (no AWS call).
+  description: The requests-per-second limits in force, by AWS API operation; empty with O(registration=jitp) (no AWS call) unless O(rotation) is set.
   returned: always
   type: dict
 due_devices:
@@ -552,10 +561,11 @@ registration:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.iotfleet.aws.plugins.module_utils._client import DEFAULT_RATE_LIMITS
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import RateLimiter
+from ansible_collections.iotfleet.aws.plugins.module_utils._client import merged_rate_limits
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import FleetSpec
+from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import effective_retire_mode
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import live_certificate_ids
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import load_fleet_ca
@@ -580,36 +590,19 @@ def finished(result):
     return result
 
 
-def merged_rate_limits(overrides, share=1.0):
-    """The per-operation rates: the defaults, the user's overrides, times ``share`` (0 < share <= 1)."""
-    if not 0 < share <= 1:
-        raise IoTFleetError(f"rate_share must be greater than 0 and at most 1, got {share!r}.")
-    rates = dict(DEFAULT_RATE_LIMITS)
-    for operation, rate in (overrides or {}).items():
-        try:
-            rate = float(rate)
-        except (TypeError, ValueError):
-            raise IoTFleetError(f"rate_limits.{operation} must be a number of requests per second, got {rate!r}.")
-        if rate < 0:
-            raise IoTFleetError(f"rate_limits.{operation} must not be negative.")
-        rates[operation] = rate
-    return {k: v * share for k, v in rates.items() if v}
-
-
-def retire(module, p, devices, rates):
+def retire(module, p, devices, rates, retire_mode):
     """state=absent: decommission the devices (their certificates, things and controller keys)."""
     spec = FleetSpec(devices, None, None, p["pki_dir"])
     client = module.iot_client(limiter=RateLimiter(rates))
-    result = retire_fleet(client, spec, certificates=p["retire_certificates"], workers=p["workers"],
+    result = retire_fleet(client, spec, certificates=retire_mode, workers=p["workers"],
                           check_mode=module.check_mode)
     result["rate_limits"] = rates
     return finished(result)
 
 
 def rotate(module, p, spec, rates):
-    """rotation=stage|promote: the two controller phases of a certificate rotation."""
-    if p["registration"] != "api":
-        raise IoTFleetError("rotation needs registration=api (a JITP device registers a new certificate itself).")
+    """rotation=stage|promote: the two controller phases of a certificate rotation (registration jitp: the
+    staged certificate is registered by the Pi itself, on its first connect with it)."""
     client = module.iot_client(limiter=RateLimiter(rates))
     result = rotate_fleet(client, spec, p["rotation"], rotate_all=p.get("rotate_all", False), workers=p["workers"],
                           check_mode=module.check_mode)
@@ -622,8 +615,8 @@ def switch_ca(module, p, devices, rates):
     """rotation=switch_ca: retire the live fleet CA once nothing ACTIVE hangs under it; the next one takes its place.
     The CA files are not loaded here: a run stopped midway leaves them for switch_fleet_ca to finish."""
     missing = [o for o in ("ca_certificate", "ca_private_key", "next_ca_certificate", "next_ca_private_key") if not p[o]]
-    if missing or p["registration"] != "api":
-        raise IoTFleetError(f"rotation=switch_ca needs registration=api and {', '.join(missing) or 'the CA paths'}.")
+    if missing:
+        raise IoTFleetError(f"rotation=switch_ca needs {', '.join(missing)}.")
     pending = live_certificate_ids(p["pki_dir"], devices) if module.check_mode else set()
     client = module.iot_client(limiter=RateLimiter(rates))
     outcome = switch_fleet_ca(client, p["ca_certificate"], p["ca_private_key"], p["next_ca_certificate"],
@@ -639,10 +632,15 @@ def run(module):
     if p["workers"] < 1:
         raise IoTFleetError("workers must be at least 1.")
     jitp = p["registration"] == "jitp"
-    rates = {} if jitp else merged_rate_limits(p["rate_limits"], p["rate_share"])
+    # registration jitp makes no AWS call, except for a rotation (which reads, promotes and retires)
+    rates = {} if jitp and not p.get("rotation") else merged_rate_limits(p["rate_limits"], p["rate_share"])
+    # one rule for every retirement: in jitp a certificate is REVOKED, never deleted (it would register again)
+    retire_mode, warning = effective_retire_mode(p["registration"], p["retire_certificates"])
+    if warning:
+        getattr(module, "_module", module).warn(warning)
     devices = validate_devices(p["devices"], registration=p["registration"] if p["state"] == "present" else "api")
     if p["state"] == "absent":
-        return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]))
+        return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]), retire_mode)
     if p.get("rotation") == "switch_ca":
         return switch_ca(module, p, devices, rates)
     # a controller without the CA key (it lives elsewhere) converges what needs no signing
@@ -664,7 +662,7 @@ def run(module):
         exclusive=p["exclusive"],
         register_with_ca=p["register_with_ca"],
         registration=p["registration"],
-        retire_certificates=p["retire_certificates"],
+        retire_certificates=retire_mode,
         managed_thing_group=p["managed_thing_group"],
         accepted_cas=[] if p.get("rotation") or not p.get("ca_certificate") else next_fleet_ca(
             p["ca_certificate"], p["ca_private_key"], passphrase=p.get("ca_private_key_passphrase")),
@@ -717,7 +715,7 @@ def main():
         ca_private_key_content=dict(type="str", no_log=True),
         ca_private_key_passphrase=dict(type="str", no_log=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        retire_certificates=dict(type="str", choices=["delete", "revoke"], default="delete"),
+        retire_certificates=dict(type="str", choices=["delete", "revoke"]),
         rotation=dict(type="str", choices=["stage", "promote", "switch_ca"]),
         next_ca_certificate=dict(type="path"),
         next_ca_private_key=dict(type="path", no_log=False),

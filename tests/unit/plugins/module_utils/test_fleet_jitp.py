@@ -158,3 +158,115 @@ def test_jitp_thing_name_longer_than_a_cn_fails_that_device_only(fleet):
 def test_unknown_registration_refused(fleet_ca, tmp_path):
     with pytest.raises(IoTFleetError, match="registration must be one of api, jitp"):
         FleetSpec([], fleet_ca[0], fleet_ca[1], str(tmp_path), registration="jit")
+
+
+class _Module:
+    """iot_fleet's run in-process, its client the fleet account's."""
+
+    def __init__(self, params, client, check_mode=False):
+        self.params, self._client, self.check_mode, self._diff = params, client, check_mode, False
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def iot_client(self, limiter=None):
+        return self._client
+
+
+@pytest.mark.parametrize("asked", ["delete", None, "revoke"])
+def test_decommission_in_jitp_revokes_and_never_deletes(fleet, boto3_iot, asked):
+    """A deleted certificate of a CA with auto-registration registers itself again on the device's next
+    connect (a stolen Pi comes back): in registration jitp a decommission revokes, whatever is asked, and
+    warns when delete was asked for. The same devices registered (as JITP would) first."""
+    from ansible_collections.iotfleet.aws.plugins.modules import iot_fleet
+
+    client, counter, spec, pki = fleet
+    registered = ensure_fleet(client, spec(2, registration="api"))
+    ids = [d["certificate_id"] for d in registered["devices"]]
+    params = dict(devices=[dict(thing_name=f"pi-{i}", host=f"pi-{i}", attributes=None, reactivate=False,
+                                thing_groups=None) for i in range(2)],
+                  state="absent", registration="jitp", retire_certificates=asked, pki_dir=pki, workers=2,
+                  rate_limits={}, rate_share=1.0)
+    module = _Module(params, client)
+    result = iot_fleet.run(module)
+    assert result["failed_devices"] == [] and result["changed"]
+    for cert_id in ids:
+        assert boto3_iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"] == "REVOKED"
+    assert boto3_iot.list_things()["things"] == []
+    assert len(module.warnings) == (1 if asked == "delete" else 0)
+    # the same under api deletes (the default)
+    api = ensure_fleet(client, spec(1, registration="api", names=["pi-9"]))
+    params.update(devices=[dict(thing_name="pi-9", host="pi-9")], registration="api", retire_certificates=None)
+    assert iot_fleet.run(_Module(params, client))["devices"][0]["retired_certificates"] == \
+        [api["devices"][0]["certificate_id"]]
+    with pytest.raises(boto3_iot.exceptions.ResourceNotFoundException):
+        boto3_iot.describe_certificate(certificateId=api["devices"][0]["certificate_id"])
+
+
+def _first_connect(boto3_iot, ca_cert, pem, thing):
+    """What the fleet CA's JITP template does on a device's first connect with an unregistered certificate
+    (lab/iotcore/templates.py through the broker; here through the API): the certificate registered ACTIVE,
+    the policy attached, attached to the thing (made when missing)."""
+    arn = boto3_iot.register_certificate(certificatePem=pem, caCertificatePem=_x509.certificate_pem(ca_cert),
+                                         status="ACTIVE")["certificateArn"]
+    if thing not in [t["thingName"] for t in boto3_iot.list_things()["things"]]:
+        boto3_iot.create_thing(thingName=thing)
+    boto3_iot.attach_policy(policyName=POLICY, target=arn)
+    boto3_iot.attach_thing_principal(thingName=thing, principal=arn)
+    return arn.rsplit("/", 1)[-1]
+
+
+def test_rotation_in_jitp_stages_without_registering_and_promotes_what_the_pi_registered(fleet, fleet_ca, boto3_iot):
+    """rotate.yml on a jitp fleet: stage makes the next identity and does not register it; the Pi registers it
+    on its first connect with it (the round trip); promote then finds it ACTIVE and attached and retires the
+    old certificate REVOKED (never deleted in jitp). A Pi whose round trip did not happen is refused by promote
+    and keeps its identity."""
+    from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
+
+    client, counter, _spec, pki = fleet
+    ca_cert, ca_key = fleet_ca
+
+    def spec(**kwargs):
+        devices = validate_devices([dict(thing_name=f"pi-{i}", host=f"pi{i}.lan") for i in range(2)],
+                                   registration="jitp")
+        return FleetSpec(devices, ca_cert, ca_key, pki, policy_name=POLICY, registration="jitp",
+                         retire_certificates="delete", **kwargs)
+
+    provisioned = ensure_fleet(client, spec(certificate_days=20))
+    old = {}
+    for device in provisioned["devices"]:
+        with open(device["certificate_path"]) as f:
+            old[device["thing_name"]] = _first_connect(boto3_iot, ca_cert, f.read(), device["thing_name"])
+        assert old[device["thing_name"]] == device["certificate_id"]
+
+    counter.reset()
+    predicted = rotate_fleet(client, spec(), "stage", check_mode=True)
+    assert predicted["staged_devices"] == ["pi0.lan", "pi1.lan"] and counter.snapshot()["writes"] == 0
+    staged = rotate_fleet(client, spec(), "stage")
+    assert staged["staged_devices"] == ["pi0.lan", "pi1.lan"] and staged["failed_devices"] == []
+    assert counter.snapshot()["writes"] == 0   # nothing registered by the API
+    new = {d["thing_name"]: d["certificate_id"] for d in staged["devices"]}
+    for device in staged["devices"]:
+        assert "certificate registration" not in device["changes"] and device["certificate_arn"] is None
+        assert new[device["thing_name"]] == _x509.certificate_id(_x509.load_certificate(path=device["certificate_path"]))
+        with pytest.raises(boto3_iot.exceptions.ResourceNotFoundException):
+            boto3_iot.describe_certificate(certificateId=new[device["thing_name"]])
+    again = rotate_fleet(client, spec(), "stage")
+    assert not again["changed"] and [d["certificate_id"] for d in again["devices"]] == list(new.values())
+
+    # pi-0's round trip with the next identity: its first connect registers it (JITP)
+    with open(os.path.join(pki, "staged", "devices", "pi-0", "certificate.pem")) as f:
+        assert _first_connect(boto3_iot, ca_cert, f.read(), "pi-0") == new["pi-0"]
+    promoted = rotate_fleet(client, spec(), "promote")
+    assert promoted["promoted_devices"] == ["pi0.lan"] and promoted["failed_devices"] == ["pi1.lan"]
+    assert "first connect" in promoted["devices"][1]["msg"]
+    assert promoted["devices"][0]["retired_certificates"] == [old["pi-0"]]
+    # REVOKED, not deleted: the old certificate cannot register itself again
+    assert boto3_iot.describe_certificate(certificateId=old["pi-0"])["certificateDescription"]["status"] == "REVOKED"
+    arns = boto3_iot.list_thing_principals(thingName="pi-0")["principals"]
+    assert [a.rsplit("/", 1)[-1] for a in arns] == [new["pi-0"]]
+    # pi-1 keeps its identity; its staged one waits for the round trip
+    arns = boto3_iot.list_thing_principals(thingName="pi-1")["principals"]
+    assert [a.rsplit("/", 1)[-1] for a in arns] == [old["pi-1"]]
+    assert os.path.isdir(os.path.join(pki, "staged", "devices", "pi-1"))

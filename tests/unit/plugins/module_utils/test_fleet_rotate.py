@@ -222,3 +222,57 @@ def test_key_mode_device_waits_for_the_device_csr(fleet_account):
     promoted = rotate_fleet(client, spec(), "promote")
     assert promoted["devices"][0]["retired_certificates"] == [old]
     assert sorted(os.listdir(os.path.join(pki, "devices", "pi-0"))) == ["certificate.pem", "device.csr"]
+
+
+def test_a_stage_retires_an_earlier_staged_certificate_whose_files_are_gone(fleet, boto3_iot):
+    """A rotation staged pi-0 and never promoted it (the Pi was down); then its files under pki/staged went
+    (another controller, an operator). The next stage retires that certificate before staging another, so
+    the thing holds the live and the new staged certificate only - not 3 ACTIVE ones. A certificate another CA
+    issued is not the stage's to retire (drift reports it)."""
+    import shutil
+
+    client, counter, spec, pki, old = fleet
+    first = rotate_fleet(client, spec(), "stage")
+    earlier = {d["thing_name"]: d["certificate_id"] for d in first["devices"]}
+    shutil.rmtree(os.path.join(pki, "staged", "devices", "pi-0"))
+    other_ca, other_key = _x509.create_ca("Another CA")
+    from support.iotcore import register_ca_certificate
+    register_ca_certificate(boto3_iot, other_ca, other_key)
+    foreign = _x509.issue_certificate(other_ca, other_key, "pi-0", _x509.generate_private_key().public_key())
+    foreign_arn = boto3_iot.register_certificate(certificatePem=_x509.certificate_pem(foreign),
+                                                 caCertificatePem=_x509.certificate_pem(other_ca),
+                                                 status="ACTIVE")["certificateArn"]
+    boto3_iot.attach_thing_principal(thingName="pi-0", principal=foreign_arn)
+    foreign_id = foreign_arn.rsplit("/", 1)[-1]
+
+    counter.reset()
+    predicted = rotate_fleet(client, spec(), "stage", check_mode=True)
+    assert counter.snapshot()["writes"] == 0
+    assert predicted["devices"][0]["retired_certificates"] == [earlier["pi-0"]]
+    assert "retired an earlier staged certificate" in predicted["devices"][0]["changes"]
+    assert predicted["devices"][1]["retired_certificates"] == []   # pi-1's staged files are there: reused
+
+    staged = rotate_fleet(client, spec(), "stage")
+    assert staged["failed_devices"] == [] and staged["devices"][0]["retired_certificates"] == [earlier["pi-0"]]
+    new = staged["devices"][0]["certificate_id"]
+    assert new != earlier["pi-0"] and staged["devices"][1]["certificate_id"] == earlier["pi-1"]
+    assert principals(boto3_iot, "pi-0") == {old["pi-0"]: "ACTIVE", new: "ACTIVE", foreign_id: "ACTIVE"}
+    with pytest.raises(boto3_iot.exceptions.ResourceNotFoundException):
+        boto3_iot.describe_certificate(certificateId=earlier["pi-0"])
+
+    counter.reset()
+    again = rotate_fleet(client, spec(), "stage")
+    assert not again["changed"] and counter.snapshot()["writes"] == 0
+    assert all(d["retired_certificates"] == [] for d in again["devices"])
+
+
+def test_an_earlier_staged_certificate_is_revoked_with_retire_revoke(fleet, boto3_iot):
+    import shutil
+
+    client, _counter, spec, pki, old = fleet
+    earlier = rotate_fleet(client, spec(), "stage")["devices"][1]["certificate_id"]
+    shutil.rmtree(os.path.join(pki, "staged", "devices", "pi-1"))
+    staged = rotate_fleet(client, spec(retire_certificates="revoke"), "stage")
+    assert staged["devices"][1]["retired_certificates"] == [earlier]
+    assert boto3_iot.describe_certificate(certificateId=earlier)["certificateDescription"]["status"] == "REVOKED"
+    assert principals(boto3_iot, "pi-1") == {old["pi-1"]: "ACTIVE", staged["devices"][1]["certificate_id"]: "ACTIVE"}

@@ -40,7 +40,7 @@ def _params(ca_files, pki_dir, **overrides):
         key_mode="controller", key_type="ec", certificate_days=3650, renew_before_days=30,
         policy_name="iotfleet-device", thing_type=None, purge_attributes=False, exclusive=False,
         register_with_ca=True, registration="jitp", workers=8, progress_every=500, rate_limits={}, rate_share=1.0, state="present",
-        retire_certificates="delete", managed_thing_group="iotfleet-managed",
+        retire_certificates=None, managed_thing_group="iotfleet-managed",
     )
     params.update(overrides)
     return params
