@@ -29,6 +29,10 @@ POLL_SECONDS = 1.0
 
 class ActionModule(ActionBase):
     _progress_path = None
+    _label = "iot_fleet"   # the prefix of each progress line (iot_fleet_lock's action plugin reuses this one)
+
+    def _describe(self, record):
+        return describe(record)
 
     def _wants_progress(self):
         args = self._task.args
@@ -70,7 +74,7 @@ class ActionModule(ActionBase):
             except BaseException as exc:  # noqa: BLE001 - re-raised in the plugin's own thread below
                 outcome["error"] = exc
 
-        runner = threading.Thread(target=execute, name="iotfleet-iot_fleet", daemon=True)
+        runner = threading.Thread(target=execute, name=f"iotfleet-{self._label}", daemon=True)
         offset = 0
         try:
             runner.start()
@@ -78,7 +82,7 @@ class ActionModule(ActionBase):
                 runner.join(POLL_SECONDS)
                 records, offset = read_new(self._progress_path, offset)
                 for record in records:
-                    display.display(f"iot_fleet: {describe(record)}")
+                    display.display(f"{self._label}: {self._describe(record)}")
         finally:
             runner.join()
             try:
