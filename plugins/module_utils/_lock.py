@@ -286,8 +286,8 @@ def release_lock(client, name=DEFAULT_NAME, owner=None, check_mode=False, force=
             return Outcome(False, before={}, after={}, msg="The lock was free.", **values)
         if lease["owner"] != owner and not force:
             holder = _holder(lease, clock())
-            return Outcome(False, before=_facts(lease), after=_facts(lease), **dict(
-                values, held_by=holder, msg=f"Left alone: {_held_text(group_name, holder)}, not by {owner}."))
+            values.update(held_by=holder, msg=f"Left alone: {_held_text(group_name, holder)}, not by {owner}.")
+            return Outcome(False, before=_facts(lease), after=_facts(lease), **values)
         if not check_mode:
             try:
                 client.call("update_thing_group", thingGroupName=group_name, expectedVersion=described["version"],
@@ -298,8 +298,8 @@ def release_lock(client, name=DEFAULT_NAME, owner=None, check_mode=False, force=
                     continue   # it changed since we read it: read again (taken over after its expiry?)
                 raise
         released_from = None if lease["owner"] == owner else _holder(lease, clock())
-        return Outcome(False, before=_facts(lease), after={}, **dict(
-            values, released=True, released_from=released_from, msg=f"Released {group_name}."))
+        values.update(released=True, released_from=released_from, msg=f"Released {group_name}.")
+        return Outcome(False, before=_facts(lease), after={}, **values)
 
 
 def _facts(lease):
