@@ -25,7 +25,10 @@ What is added or corrected (see ../shared/LAB-FACTS.md, "Does NOT check" and "Di
   : NAME. Please wait for 5 minutes after deprecation and then retry"; the tests lower the delay).
 - Thing groups (moto: names unchecked, HTTP 500 on a missing parent, no dynamic groups at all):
   names checked; a missing parent is a ResourceNotFoundException; an existing name with another
-  parent is a conflict. Dynamic groups (``Create/Update/DeleteDynamicThingGroup``) are moto
+  parent is a conflict (with other properties too: moto's own check). ``expectedVersion`` of the
+  update and delete calls: any version but the current one is a VersionConflictException (moto lets
+  0 through, and ignores it on DeleteThingGroup); attribute names and values must match the API's
+  patterns (no spaces, at most 800 characters; moto stores anything). Dynamic groups (``Create/Update/DeleteDynamicThingGroup``) are moto
   thing-group objects with a ``dynamic`` dict (queryString, indexName, queryVersion), so
   ``ListThingGroups`` and ``DescribeThingGroup`` show them (with ``status`` ACTIVE). As the
   developer guide says, and AWS answers: creating one needs fleet indexing on (moto's
@@ -70,6 +73,8 @@ from api import ApiError, Router, to_wire  # noqa: E402  (lab/iotcore on sys.pat
 
 DEFAULT_ACCOUNT = "123456789012"
 THING_NAME_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
+ATTRIBUTE_NAME_RE = re.compile(r"^[a-zA-Z0-9_.,@/:#-]{1,128}$")        # botocore's AttributeName
+ATTRIBUTE_VALUE_RE = re.compile(r"^[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}$")   # botocore's AttributeValue
 MAX_GROUPS_PER_THING = 10
 MAX_DYNAMIC_GROUPS = 100
 INDEX_NAME = "AWS_Things"
@@ -451,6 +456,27 @@ class ControlPlane:
         if not THING_NAME_RE.match(name or ""):
             raise ApiError("InvalidRequestException", f"Thing group name {name!r} must match [a-zA-Z0-9:_-]{{1,128}}")
 
+    @staticmethod
+    def _check_group_properties(p):
+        """AWS validates attribute names and values against the API's patterns (moto stores anything)."""
+        attributes = ((p.get("thingGroupProperties") or {}).get("attributePayload") or {}).get("attributes") or {}
+        for name, value in attributes.items():
+            if not ATTRIBUTE_NAME_RE.match(name or ""):
+                raise ApiError("InvalidRequestException", f"Attribute name {name!r} must match [a-zA-Z0-9_.,@/:#-]{{1,128}}")
+            if not isinstance(value, str) or not ATTRIBUTE_VALUE_RE.match(value):
+                raise ApiError("InvalidRequestException",
+                               f"Attribute value {value!r} of {name!r} must match [a-zA-Z0-9_.,@/:#=\\[\\]-]{{0,800}}")
+
+    @staticmethod
+    def _check_version(group, p):
+        """``expectedVersion`` (optimistic concurrency): any version but the group's current one is a
+        VersionConflictException, 0 included (moto skips a falsy one: versions start at 1, AWS refuses it),
+        also on DeleteThingGroup (moto ignores it there)."""
+        expected = p.get("expectedVersion")
+        if expected is not None and int(expected) != group.version:
+            raise ApiError("VersionConflictException", f"The version for thing group {group.thing_group_name} does "
+                           f"not match the expected version (it is {group.version}, not {expected})", 409)
+
     def op_describe_thing_group(self, backend, region, p):
         group = self._group(backend, p["thingGroupName"])
         out = group.to_dict()
@@ -461,6 +487,7 @@ class ControlPlane:
     def op_create_thing_group(self, backend, region, p):
         name, parent = p.get("thingGroupName"), p.get("parentGroupName")
         self._check_group_name(name)
+        self._check_group_properties(p)
         existing = self._find_group(backend, name)
         if existing is not None and _dynamic(existing):
             raise ApiError("ResourceAlreadyExistsException", f"Thing Group {name} already exists as a dynamic thing group", 409)
@@ -482,14 +509,18 @@ class ControlPlane:
         if _dynamic(group):
             raise ApiError("InvalidRequestException", f"Thing group {group.thing_group_name} is a dynamic thing group: "
                            "update it with UpdateDynamicThingGroup")
+        self._check_group_properties(p)
+        self._check_version(group, p)
         return {"version": backend.update_thing_group(group.thing_group_name, p.get("thingGroupProperties") or {},
-                                                      p.get("expectedVersion"))}
+                                                      None)}
 
     def op_delete_thing_group(self, backend, region, p):
         group = self._find_group(backend, p["thingGroupName"])
         if group is not None and _dynamic(group):
             raise ApiError("InvalidRequestException", f"Thing group {group.thing_group_name} is a dynamic thing group: "
                            "delete it with DeleteDynamicThingGroup")
+        if group is not None:
+            self._check_version(group, p)
         backend.delete_thing_group(p["thingGroupName"])   # refuses while child groups exist
         return {}
 
@@ -521,6 +552,7 @@ class ControlPlane:
     def op_create_dynamic_thing_group(self, backend, region, p):
         name = p.get("thingGroupName")
         self._check_group_name(name)
+        self._check_group_properties(p)
         mode = backend.indexing_configuration.configuration.thingIndexingConfiguration.thingIndexingMode
         if mode == "OFF":
             raise ApiError("InvalidRequestException", "Thing indexing is not enabled: dynamic thing groups need fleet "
@@ -551,8 +583,9 @@ class ControlPlane:
     def op_update_dynamic_thing_group(self, backend, region, p):
         group = self._dynamic_group(backend, p["thingGroupName"])
         query = self._check_query(backend, region, p)
-        version = backend.update_thing_group(group.thing_group_name, p.get("thingGroupProperties") or {},
-                                             p.get("expectedVersion"))   # VersionConflictException
+        self._check_group_properties(p)
+        self._check_version(group, p)
+        version = backend.update_thing_group(group.thing_group_name, p.get("thingGroupProperties") or {}, None)
         group.dynamic = {**group.dynamic, **query}
         return {"version": version}
 
@@ -561,9 +594,7 @@ class ControlPlane:
         if group is None:
             return {}   # as DeleteThingGroup: a group that does not exist is deleted already
         group = self._dynamic_group(backend, p["thingGroupName"])
-        if p.get("expectedVersion") is not None and p["expectedVersion"] != group.version:
-            raise ApiError("VersionConflictException", f"Thing group {group.thing_group_name} is at version "
-                           f"{group.version}, not {p['expectedVersion']}", 409)
+        self._check_version(group, p)
         del backend.thing_groups[group.arn]
         return {}
 

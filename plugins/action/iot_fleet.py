@@ -35,6 +35,10 @@ KEY_OPTIONS = {"ca_private_key": "ca_private_key_content", "next_ca_private_key"
 
 class ActionModule(ActionBase):
     _progress_path = None
+    _label = "iot_fleet"   # the prefix of each progress line (iot_fleet_lock's action plugin reuses this one)
+
+    def _describe(self, record):
+        return describe(record)
 
     def _wants_progress(self):
         args = self._task.args
@@ -83,7 +87,7 @@ class ActionModule(ActionBase):
             except BaseException as exc:  # noqa: BLE001 - re-raised in the plugin's own thread below
                 outcome["error"] = exc
 
-        runner = threading.Thread(target=execute, name="iotfleet-iot_fleet", daemon=True)
+        runner = threading.Thread(target=execute, name=f"iotfleet-{self._label}", daemon=True)
         offset = 0
         try:
             runner.start()
@@ -91,7 +95,7 @@ class ActionModule(ActionBase):
                 runner.join(POLL_SECONDS)
                 records, offset = read_new(self._progress_path, offset)
                 for record in records:
-                    display.display(f"iot_fleet: {describe(record)}")
+                    display.display(f"{self._label}: {self._describe(record)}")
         finally:
             runner.join()
             try:

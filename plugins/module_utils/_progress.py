@@ -10,7 +10,8 @@ action plugin (on the controller) names a file in the module's environment (``PR
 the module runs on the controller, the module appends one JSON line per batch of finished devices
 (:class:`ProgressWriter`, called by ``ensure_fleet`` per device), and the action plugin displays each
 new line as it appears (:func:`read_new`, :func:`describe`). No AWS call is made for it, nothing is
-written under the fleet's pki dir, and no device data beyond counts is written.
+written under the fleet's pki dir, and no device data beyond counts is written. iot_fleet_lock uses the
+same file for the lines of a run that waits for the fleet lock (:func:`record_writer_from_environment`).
 """
 
 import json
@@ -50,6 +51,23 @@ class ProgressWriter:
                 handle.write(line + "\n")
         except OSError:
             pass  # progress is a courtesy: never fail the fleet for it
+
+
+def record_writer_from_environment():
+    """``write(record)``: appends one JSON line per call to the file the action plugin named (a module
+    that waits, iot_fleet_lock); None when no file is named. Never fails the module."""
+    path = os.environ.get(PROGRESS_ENV)
+    if not path:
+        return None
+
+    def write(record):
+        try:
+            with open(path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError:
+            pass  # progress is a courtesy
+
+    return write
 
 
 def read_new(path, offset):

@@ -66,6 +66,12 @@ def test_every_pi_unreachable_registers_none_and_writes_the_report(moto, boto3_i
         assert not device["verify_ok"] and device["certificate_id"] is None, device
         assert device["result"].startswith("NOT VERIFIED (unreachable in preparation; no identity made"), device
 
+    # the fleet lock was taken and, although every Pi failed, released by the report play
+    assert "Take the fleet lock" in out and "Release the fleet lock" in out, out[-6000:]
+    lock = boto3_iot.describe_thing_group(thingGroupName="iotfleet-lock-fleet")
+    attributes = lock["thingGroupProperties"]["attributePayload"]["attributes"]
+    assert not attributes.get("owner") and lock["version"] == 3, lock   # taken, extended, released
+
 
 def test_every_pi_unreachable_register_offline_registers_all_and_writes_the_report(moto, boto3_iot, tmp_path):
     proc = _run(tmp_path, moto, "-e", "iotfleet_register_offline=true")
@@ -117,3 +123,25 @@ def test_known_pis_skip_the_check_and_a_due_renewal_of_an_unreachable_pi_keeps_i
             assert device["certificate_id"] in ids and device["renewal"]["due"], device
             assert not device["renewal"]["done"], device
             assert re.search(r"renewal=PENDING, due \(expires \d{4}-\d\d-\d\d\): not attempted", device["line"]), device
+
+
+def test_a_run_gives_up_on_a_lock_another_run_holds_and_writes_nothing(moto, boto3_iot, tmp_path):
+    boto3_iot.create_thing_group(thingGroupName="iotfleet-lock-fleet", thingGroupProperties={"attributePayload": {
+        "attributes": {"owner": "cron-on-ctl-2", "acquired_at": "2026-01-01T00:00:00Z",
+                       "expires_at": "2099-01-01T00:00:00Z"}}})
+    proc = _run(tmp_path, moto, "-e", "iotfleet_lock_wait=0")
+    out = proc.stdout
+    assert proc.returncode != 0, out[-6000:]
+    assert "held by cron-on-ctl-2 since 2026-01-01T00:00:00Z (expires 2099-01-01T00:00:00Z" in out, out[-6000:]
+    assert "Nothing was written" in out, out[-6000:]
+    # it stopped at its first task: no CA, no policy, no thing, the lock untouched
+    assert boto3_iot.list_ca_certificates()["certificates"] == [] and boto3_iot.list_policies()["policies"] == []
+    assert boto3_iot.list_things()["things"] == [] and not (tmp_path / "pki").exists()
+    assert boto3_iot.describe_thing_group(thingGroupName="iotfleet-lock-fleet")["version"] == 1
+
+
+def test_check_mode_does_not_write_the_lock(moto, boto3_iot, tmp_path):
+    proc = _run(tmp_path, moto, "--check")
+    out = proc.stdout
+    assert re.search(r"TASK \[Take the fleet lock[^\n]*\nok: \[localhost\]", out), out[-6000:]
+    assert boto3_iot.list_thing_groups()["thingGroups"] == []

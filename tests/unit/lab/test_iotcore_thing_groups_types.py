@@ -218,3 +218,58 @@ def test_a_thing_is_in_at_most_10_groups(boto3_iot):
     refused(boto3_iot.add_thing_to_thing_group, "InvalidRequestException", "10 thing groups",
             thingGroupName="g10", thingName="pi-1")
     assert boto3_iot.list_things_in_thing_group(thingGroupName="g10")["things"] == []
+
+
+# --- optimistic concurrency on thing groups (the fleet lock's ground) ----------------------------
+
+
+def _owner(value, merge=True):
+    return {"attributePayload": {"attributes": {"owner": value}, "merge": merge}}
+
+
+def test_update_thing_group_refuses_a_stale_expected_version(boto3_iot):
+    boto3_iot.create_thing_group(thingGroupName="lk", thingGroupProperties=_owner("a", merge=False))
+    version = boto3_iot.describe_thing_group(thingGroupName="lk")["version"]
+    assert boto3_iot.update_thing_group(thingGroupName="lk", thingGroupProperties=_owner("b"),
+                                        expectedVersion=version)["version"] == version + 1
+    # the version read before the other writer's update is stale; 0 too (plain moto lets a falsy one through)
+    for stale in (version, 0, version + 5):
+        refused(boto3_iot.update_thing_group, "VersionConflictException", "lk", thingGroupName="lk",
+                thingGroupProperties=_owner("c"), expectedVersion=stale)
+    described = boto3_iot.describe_thing_group(thingGroupName="lk")
+    assert described["version"] == version + 1
+    assert described["thingGroupProperties"]["attributePayload"]["attributes"] == {"owner": "b"}
+    # without expectedVersion the update is unconditional
+    boto3_iot.update_thing_group(thingGroupName="lk", thingGroupProperties=_owner("d"))
+    assert boto3_iot.describe_thing_group(thingGroupName="lk")["version"] == version + 2
+
+
+def test_delete_thing_group_refuses_a_stale_expected_version(boto3_iot):
+    boto3_iot.create_thing_group(thingGroupName="lk")
+    boto3_iot.update_thing_group(thingGroupName="lk", thingGroupProperties=_owner("a"))
+    refused(boto3_iot.delete_thing_group, "VersionConflictException", "lk", thingGroupName="lk", expectedVersion=1)
+    assert group_names(boto3_iot) == ["lk"]
+    boto3_iot.delete_thing_group(thingGroupName="lk", expectedVersion=2)
+    assert group_names(boto3_iot) == []
+
+
+def test_create_thing_group_on_an_existing_name_with_other_properties_is_refused(boto3_iot):
+    first = boto3_iot.create_thing_group(thingGroupName="lk", thingGroupProperties=_owner("a", merge=False))
+    # the same properties again: AWS answers the existing group
+    again = boto3_iot.create_thing_group(thingGroupName="lk", thingGroupProperties=_owner("a", merge=False))
+    assert again["thingGroupArn"] == first["thingGroupArn"]
+    refused(boto3_iot.create_thing_group, "ResourceAlreadyExistsException", "different properties",
+            thingGroupName="lk", thingGroupProperties=_owner("b", merge=False))
+    refused(boto3_iot.create_thing_group, "ResourceAlreadyExistsException", "different properties", thingGroupName="lk")
+    assert boto3_iot.describe_thing_group(thingGroupName="lk")["thingGroupProperties"]["attributePayload"][
+        "attributes"] == {"owner": "a"}
+
+
+@pytest.mark.parametrize("attributes", [{"owner": "a b"}, {"owner": "a+b"}, {"owner": "x" * 801}, {"bad name": "a"}])
+def test_thing_group_attributes_must_match_the_api_patterns(boto3_iot, attributes):
+    payload = {"attributePayload": {"attributes": attributes}}
+    refused(boto3_iot.create_thing_group, "InvalidRequestException", "must match", thingGroupName="lk",
+            thingGroupProperties=payload)
+    boto3_iot.create_thing_group(thingGroupName="lk")
+    refused(boto3_iot.update_thing_group, "InvalidRequestException", "must match", thingGroupName="lk",
+            thingGroupProperties=payload)

@@ -70,6 +70,8 @@ def test_every_module_renders(modules):
     ("iot_fleet_drift", "ca_certificate", "path"),
     ("iot_fleet_drift", "managed_thing_group", "str"),
     ("iot_fleet_drift", "retire_certificates", "str"),
+    ("iot_fleet_lock", "ttl", "int"),
+    ("iot_fleet_lock", "wait_timeout", "int"),
 ])
 def test_shared_option_blocks_are_merged(modules, module, option, type_):
     opts = modules[f"iotfleet.aws.{module}"]["doc"]["options"]
@@ -101,3 +103,10 @@ def test_status_is_documented_upper_case_with_lower_case_accepted(modules):
         assert status["default"] == "ACTIVE"
         assert [c for c in status["choices"] if c.isupper()] == [c.upper() for c in status["choices"] if c.islower()]
         assert any("Lower case is accepted" in line for line in status["description"])
+
+
+def test_the_fleet_lock_says_it_never_reports_a_change(modules):
+    doc = modules["iotfleet.aws.iot_fleet_lock"]["doc"]
+    assert any("never reports a change" in line for line in doc["description"])
+    assert doc["options"]["ttl"]["default"] == 900 and doc["options"]["name"]["default"] == "fleet"
+    assert "iotfleet.aws.iot" in doc["attributes"]["action_group"]["membership"]

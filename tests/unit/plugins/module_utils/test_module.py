@@ -29,7 +29,7 @@ def test_a_module_sets_the_user_agent_to_this_collection(monkeypatch):
 
 SINGLE_RESOURCE_MODULES = [
     "iot_ca_certificate", "iot_certificate", "iot_policy", "iot_policy_attachment", "iot_provisioning_template",
-    "iot_thing", "iot_thing_group", "iot_thing_principal", "iot_thing_type", "iot_topic_rule",
+    "iot_thing", "iot_thing_group", "iot_thing_principal", "iot_thing_type", "iot_topic_rule", "iot_fleet_lock",
 ]
 
 
