@@ -57,11 +57,13 @@ def lab(tmp_path, request):
         _lab("down", "--dir", str(lab_dir))
 
 
-def _provision(lab_dir, tmp_path, name, inventory="pis.ini", *extra, playbook="provision.yml"):
+def _provision(lab_dir, tmp_path, name, inventory="pis.ini", *extra, playbook="provision.yml", lab=None):
+    """The user's command in ``lab_dir`` (a controller directory); the lab's environment from ``lab``
+    (default: ``lab_dir`` is the lab's own directory)."""
     runs_file = tmp_path / f"{name}-runs.json"
     env = dict(
         os.environ,
-        **_lab_env(lab_dir),
+        **_lab_env(lab or lab_dir),
         ANSIBLE_CONFIG=str(lab_dir / "ansible.cfg"),
         ANSIBLE_HOME=str(tmp_path / "ansible-home"),
         ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "tests" / "molecule" / "callback_plugins"),
@@ -324,12 +326,12 @@ def _second_controller_converges(lab_dir, tmp_path, iot, inventory, report, *ext
     certificates = sorted(c["certificateId"] for c in iot.list_certificates()["certificates"])
     live = {d["host"]: d["certificate_id"] for d in report["devices"]}
 
-    check, _runs, _s = _provision(second, tmp_path, "second-check", inventory, "--check", *extra)
+    check, _runs, _s = _provision(second, tmp_path, "second-check", inventory, "--check", *extra, lab=lab_dir)
     assert check.returncode == 0, check.stdout[-8000:]
     assert all(r["changed"] == 0 for r in _recap(check.stdout).values()), check.stdout[-8000:]
     assert not (second / "pki").exists()
 
-    proc, _runs, _s = _provision(second, tmp_path, "second", inventory, *extra)
+    proc, _runs, _s = _provision(second, tmp_path, "second", inventory, *extra, lab=lab_dir)
     assert proc.returncode == 0, proc.stdout[-8000:]
     assert all(r["changed"] == 0 for r in _recap(proc.stdout).values()), proc.stdout[-8000:]
     for host, certificate_id in live.items():
