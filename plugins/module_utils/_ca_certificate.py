@@ -13,6 +13,8 @@ certificate (CN = AWS's registration code, signed by the CA key) minted in memor
 never leaves the process and never appears in results or diffs.
 """
 
+import re
+
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._errors import CA_CERTIFICATE_STATUSES
@@ -321,11 +323,18 @@ def run_ca_certificate(client, *, state="present", check_mode=False, ca_certific
 
 # A rotation's next CA is named ``<common name[:43]> <UTC time>`` (the ca role): one fleet, several subjects.
 ROTATION_PREFIX_LENGTH = 43
+_ROTATION_TIME_SUFFIX = re.compile(r" \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def ca_base_name(cn):
+    """A fleet CA's name without the creation time a CA rotation appends to its CN."""
+    return _ROTATION_TIME_SUFFIX.sub("", cn or "")
 
 
 def is_fleet_ca_name(cn, fleet_common_name):
     """Whether a CA's subject CN is the fleet CA's: ``fleet_common_name`` itself, or a rotation's
-    next CA (``<fleet_common_name[:43]> <time>``)."""
+    next CA (``<fleet_common_name[:43]> <time>``). The one rule the ca role finds the fleet CA in AWS
+    by and drift names a foreign fleet-like CA by."""
     if not cn or not fleet_common_name:
         return False
     return cn == fleet_common_name or cn.startswith(fleet_common_name[:ROTATION_PREFIX_LENGTH] + " ")

@@ -29,7 +29,6 @@ import copy
 import datetime
 import math
 import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,8 @@ from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_policy_attachment
 from ansible_collections.iotfleet.aws.plugins.module_utils._attachment import ensure_thing_principal
 from ansible_collections.iotfleet.aws.plugins.module_utils._ca_certificate import MAX_NAMED
+from ansible_collections.iotfleet.aws.plugins.module_utils._ca_certificate import ca_base_name
+from ansible_collections.iotfleet.aws.plugins.module_utils._ca_certificate import ca_certificate_info
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import ensure_certificate
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import check_transition
 from ansible_collections.iotfleet.aws.plugins.module_utils._certificate import remove_certificate
@@ -828,22 +829,9 @@ def effective_retire_mode(registration, requested):
     return "revoke", warning
 
 
-# the time the ca role appends to a rotation's next CA (`<ca_common_name[:43]> <UTC time>`)
-_CA_TIME_SUFFIX = re.compile(r" \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-CA_NAME_PREFIX = 43
-
-
 def fleet_ca_base_name(ca_cert):
     """The fleet's CA name: the fleet CA's CN without the creation time a CA rotation appends."""
-    return _CA_TIME_SUFFIX.sub("", _x509.common_name(ca_cert) or "")
-
-
-def is_fleet_like_ca(common_name, base):
-    """Whether a CA's CN names a CA of this fleet: the fleet CA's name, or starting with it (the first 43
-    characters, as the ca role names a rotation's next CA)."""
-    if not common_name or not base:
-        return False
-    return common_name == base or common_name.startswith(base[:CA_NAME_PREFIX])
+    return ca_base_name(_x509.common_name(ca_cert))
 
 
 def owned_fleet_cas(ca_certificate_path, ca_cert):
@@ -897,27 +885,17 @@ def _extra_certificates(client, spec, device):
 
 
 def _foreign_cas(client, spec, owned):
-    """The fleet-CA-like CAs of the account this run does not own (:func:`is_fleet_like_ca`). One
-    ListCACertificates per page, a DescribeCACertificate per CA not owned, a ListCertificatesByCA per
-    fleet-like one."""
-    base = fleet_ca_base_name(spec.ca_cert)
+    """The fleet-CA-like CAs of the account this run does not own (:func:`_ca_certificate.is_fleet_ca_name`,
+    the rule the ca role finds the fleet CA by). One ListCACertificates per page, a DescribeCACertificate per
+    CA, a ListCertificatesByCA per fleet-like one not owned."""
     found = []
-    for item in client.paginate("list_ca_certificates", "certificates", pageSize=250):
-        ca_id = item["certificateId"]
-        if ca_id in owned:
-            continue
-        described = client.get("describe_ca_certificate", certificateId=ca_id)
-        description = (described or {}).get("certificateDescription") or {}
-        try:
-            cn = _x509.common_name(_x509.load_certificate(description.get("certificatePem"), what="CA certificate"))
-        except (IoTFleetError, TypeError, ValueError):
-            continue
-        if not is_fleet_like_ca(cn, base):
+    for ca in ca_certificate_info(client, common_name=fleet_ca_base_name(spec.ca_cert))["ca_certificates"]:
+        if ca["certificate_id"] in owned:
             continue
         active = sorted(c["certificateId"] for c in client.paginate(
-            "list_certificates_by_ca", "certificates", caCertificateId=ca_id, pageSize=250)
+            "list_certificates_by_ca", "certificates", caCertificateId=ca["certificate_id"], pageSize=250)
             if c.get("status") == "ACTIVE")
-        found.append(dict(certificate_id=ca_id, common_name=cn, status=description.get("status"),
+        found.append(dict(certificate_id=ca["certificate_id"], common_name=ca["common_name"], status=ca["status"],
                           active_certificates=len(active), active_certificate_ids=active))
     return sorted(found, key=lambda c: c["certificate_id"])
 
@@ -966,7 +944,7 @@ def fleet_drift(client, spec, inventory, prune=False, workers=8, check_mode=Fals
         the ``certificate_id`` the fleet result names, else the one the controller holds), every ACTIVE
         certificate attached to its thing that is not its identity nor a rotation's staged one (a second
         controller's, an earlier staged one whose files are gone);
-    (d) ``foreign_cas``: every fleet-CA-like CA of the account (:func:`is_fleet_like_ca`) other than the
+    (d) ``foreign_cas``: every fleet-CA-like CA of the account (:func:`_ca_certificate.is_fleet_ca_name`) other than the
         fleet CA and the next CA of a CA rotation in progress (``ca_certificate_path``'s ``next/``).
 
     With ``prune`` (a) and (b) are retired as :func:`retire_device` does, (c) as a superseded certificate

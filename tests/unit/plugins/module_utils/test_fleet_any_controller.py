@@ -149,8 +149,7 @@ def test_fleet_ca_names():
     assert not is_fleet_ca_name(None, "iotfleet fleet CA")
 
 
-def test_key_mode_device_a_second_controller_needs_no_csr_for_a_registered_identity(fleet_account, boto3_iot,
-                                                                                     tmp_path):
+def test_key_mode_device_a_second_controller_needs_no_csr_for_a_registered_identity(fleet_account, tmp_path):
     """Key mode device: the Pi's key never left it; a second controller (check mode: its CSR is not cached)
     takes the installed certificate the Pi proved is its key's, when AWS holds it - nothing written."""
     account = fleet_account

@@ -23,7 +23,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import effecti
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import ensure_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import fleet_ca_base_name
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import fleet_drift
-from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import is_fleet_like_ca
+from ansible_collections.iotfleet.aws.plugins.module_utils._ca_certificate import is_fleet_ca_name as is_fleet_like_ca
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
 from ansible_collections.iotfleet.aws.plugins.modules import iot_fleet_drift
