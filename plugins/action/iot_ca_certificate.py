@@ -5,10 +5,9 @@
 Ansible Vault (O(ca_private_key)) is decrypted here, in ansible-playbook, and passed as the module's
 O(ca_private_key_content) (no_log) - see plugin_utils/_vault_keys.py."""
 
-from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.iotfleet.aws.plugins.plugin_utils._vault_keys import vaulted_key_args
+from ansible_collections.iotfleet.aws.plugins.plugin_utils._vault_keys import task_key_args
 
 KEY_OPTIONS = {"ca_private_key": "ca_private_key_content"}
 
@@ -18,13 +17,9 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
-        args = self._task.args
-        if self._connection.transport == "local":
-            try:
-                args = vaulted_key_args(self._loader, args, KEY_OPTIONS)
-            except AnsibleError as e:
-                result.update(failed=True, msg=str(e.message))
-                return result
+        args = task_key_args(self, result, KEY_OPTIONS)
+        if args is None:
+            return result
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
         result.update(self._execute_module(module_args=args, task_vars=task_vars, wrap_async=wrap_async))
         return result

@@ -16,14 +16,13 @@ import tempfile
 import threading
 
 from ansible import constants as C
-from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.iotfleet.aws.plugins.module_utils._progress import PROGRESS_ENV
 from ansible_collections.iotfleet.aws.plugins.module_utils._progress import describe
 from ansible_collections.iotfleet.aws.plugins.module_utils._progress import read_new
-from ansible_collections.iotfleet.aws.plugins.plugin_utils._vault_keys import vaulted_key_args
+from ansible_collections.iotfleet.aws.plugins.plugin_utils._vault_keys import task_key_args
 
 display = Display()
 
@@ -66,13 +65,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
-        args = self._task.args
-        if self._connection.transport == "local":
-            try:
-                args = vaulted_key_args(self._loader, args, KEY_OPTIONS)
-            except AnsibleError as e:
-                result.update(failed=True, msg=str(e.message))
-                return result
+        args = task_key_args(self, result, KEY_OPTIONS)
+        if args is None:
+            return result
         if not self._wants_progress():
             result.update(self._execute_module(module_args=args, task_vars=task_vars, wrap_async=wrap_async))
             return result

@@ -57,3 +57,17 @@ def vaulted_key_args(loader, args, options):
             ) from None
         result[content_option] = to_text(data, errors="surrogate_or_strict")
     return result
+
+
+def task_key_args(action, result, options):
+    """The task's module arguments with its vaulted key files decrypted (``vaulted_key_args``) when the task
+    runs on the controller; None after recording the failure in ``result`` (a file that cannot be decrypted).
+    The one step every key-reading action plugin of the collection makes before running its module."""
+    args = action._task.args
+    if action._connection.transport != "local":
+        return args
+    try:
+        return vaulted_key_args(action._loader, args, options)
+    except AnsibleError as e:
+        result.update(failed=True, msg=str(e.message))
+        return None
