@@ -11,12 +11,14 @@ every Pi: what the first run leaves out, it leaves out because of the preparatio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from support.iotcore import CREDENTIALS, REGION, free_port
+from support.procs import wait_for
 
 pytestmark = pytest.mark.integration
 BIN = os.path.dirname(sys.executable)
@@ -30,7 +32,8 @@ def _recap(output):
                                  output, re.M)}
 
 
-def _run(tmp_path, moto, *extra):
+def _command(tmp_path, moto, *extra):
+    """The user's files in ``tmp_path`` and ``(argv, env)`` of the user's command there."""
     # free_port() binds and closes: nothing listens there, so SSH is refused at once
     hosts = "\n".join(f"{name} ansible_host=127.0.0.1 ansible_port={free_port()}" for name in PIS)
     (tmp_path / "pis.ini").write_text(
@@ -43,8 +46,12 @@ def _run(tmp_path, moto, *extra):
     env = dict(os.environ, ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False", AWS_MAX_ATTEMPTS="2",
                PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.run([os.path.join(BIN, "ansible-playbook"), "provision.yml", "-i", "pis.ini", *extra],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return [os.path.join(BIN, "ansible-playbook"), "provision.yml", "-i", "pis.ini", *extra], env
+
+
+def _run(tmp_path, moto, *extra):
+    argv, env = _command(tmp_path, moto, *extra)
+    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def test_every_pi_unreachable_registers_none_and_writes_the_report(moto, boto3_iot, tmp_path):
@@ -145,3 +152,39 @@ def test_check_mode_does_not_write_the_lock(moto, boto3_iot, tmp_path):
     out = proc.stdout
     assert re.search(r"TASK \[Take the fleet lock[^\n]*\nok: \[localhost\]", out), out[-6000:]
     assert boto3_iot.list_thing_groups()["thingGroups"] == []
+
+
+def _lease(boto3_iot):
+    try:
+        described = boto3_iot.describe_thing_group(thingGroupName="iotfleet-lock-fleet")
+    except boto3_iot.exceptions.ResourceNotFoundException:
+        return {}
+    return described["thingGroupProperties"].get("attributePayload", {}).get("attributes", {})
+
+
+def test_a_killed_runs_lease_holds_until_it_expires_then_the_next_run_takes_it_over(moto, boto3_iot, tmp_path):
+    """A run killed outright (SIGKILL: no rescue, no report play) while it holds the fleet lock leaves its lease
+    in AWS. The operator's next run waits for it, naming the killed run on every poll, until the lease expires
+    (iotfleet_lock_ttl after it was taken), then takes it over, says from whom, runs to the end (the report
+    written) and releases the lock."""
+    argv, env = _command(tmp_path, moto, "-e", "iotfleet_lock_ttl=20")
+    killed = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        owner = wait_for(lambda: _lease(boto3_iot).get("owner") or killed.poll() is not None, 300, "the first run's lease")
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)   # its own session: this run and its workers, nothing else
+        killed.wait()
+    assert owner is not True, "the first run ended before it took the lock"
+    lease = _lease(boto3_iot)
+    assert lease["owner"] == owner and lease["expires_at"], lease   # left behind
+    assert not (tmp_path / "iotfleet-report.json").exists()
+
+    proc = _run(tmp_path, moto, "-v")
+    out = proc.stdout
+    assert re.search(rf"iot_fleet_lock: waiting for the fleet lock iotfleet-lock-fleet: held by {re.escape(owner)} "
+                     rf"since \S+, expires {lease['expires_at']}", out), out[-6000:]
+    assert f"took it over from {owner}, whose lease expired {lease['expires_at']}" in out, out[-6000:]
+    # the Pis are unreachable (failed), but the run went to its end: the report, the lock released
+    assert proc.returncode != 0 and json.loads((tmp_path / "iotfleet-report.json").read_text())["finished"], out[-6000:]
+    assert not _lease(boto3_iot).get("owner"), _lease(boto3_iot)
