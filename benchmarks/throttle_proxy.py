@@ -12,8 +12,9 @@ requests per second; ``--burst`` tokens). The operation is recognised from the m
 with the request URIs of botocore's own service model, so any client works (boto3 in-process,
 or Ansible modules in their own processes).
 
-``GET /__proxy/stats`` answers ``{op: {"forwarded": n, "throttled": n, "first": t, "last": t}}``
-(t: the proxy's monotonic clock, of forwarded requests). Standard library only (plus botocore
+``GET /__proxy/stats`` answers ``{op: {"forwarded": n, "throttled": n, "first": t, "last": t, "errors":
+{code: n}}}`` (t: the proxy's monotonic clock, of forwarded requests; errors: the upstream's error answers
+by their AWS error code, e.g. ``VersionConflictException``). Standard library only (plus botocore
 for the model). Usage::
 
     throttle_proxy.py --upstream http://127.0.0.1:5000 --port 5001 --rates '{"CreateThing": 20}'
@@ -66,7 +67,13 @@ class Buckets:
         self.stats = {}
 
     def _stats(self, op):
-        return self.stats.setdefault(op, dict(forwarded=0, throttled=0, first=None, last=None))
+        return self.stats.setdefault(op, dict(forwarded=0, throttled=0, first=None, last=None, errors={}))
+
+    def record_error(self, op, code):
+        """Count an error answer of the upstream (``code``: its AWS error code)."""
+        with self.lock:
+            errors = self._stats(op)["errors"]
+            errors[code] = errors.get(code, 0) + 1
 
     def admit(self, op):
         """Take a token of ``op``; False when it is over its rate (throttle the request)."""
@@ -90,13 +97,27 @@ class Buckets:
 
     def snapshot(self):
         with self.lock:
-            return {op: dict(s) for op, s in self.stats.items()}
+            return {op: dict(s, errors=dict(s["errors"])) for op, s in self.stats.items()}
 
     def reset(self):
         with self.lock:
             self.stats.clear()
             self.tokens.clear()
             self.stamp.clear()
+
+
+def error_code(header, body):
+    """The AWS error code of an error answer: the ``x-amzn-ErrorType`` header (``Code:...`` suffixes dropped),
+    else the JSON body's ``__type`` / ``code``; ``HTTP error`` when neither says."""
+    if header:
+        return header.split(":", 1)[0]
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        return "HTTP error"
+    if not isinstance(doc, dict):
+        return "HTTP error"
+    return str(doc.get("__type") or doc.get("code") or "HTTP error").rsplit("#", 1)[-1]
 
 
 def make_handler(upstream, buckets, matchers):
@@ -159,6 +180,8 @@ def make_handler(upstream, buckets, matchers):
                     local.conn = None
                     if attempt:
                         raise
+            if response.status >= 400:
+                buckets.record_error(op, error_code(response.getheader("x-amzn-ErrorType"), data))
             out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}]
             self._reply(response.status, out, data)
 
