@@ -2,12 +2,14 @@
 """The user's command on the lab, run the way a user runs it, for what molecule cannot express.
 
 One Pi unreachable: the others finish and verify, the report names the missing one, and the
-rerun completes it without touching the others' certificates. Also counts the remote module
+rerun completes it without touching the others' certificates. An AWX sliced job (three runs at once from
+three controller directories without pki/) converges the fleet after two Pis lost their things. Also counts the remote module
 runs per Pi (first run, rerun, the run that completes the missing Pi) and writes them, with the
 seconds each Pi spent, to $IOTFLEET_DEVICE_REPORT (or .cache/device-report.json) for the
 benchmark report.
 """
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -138,6 +140,8 @@ def test_unreachable_pi_then_rerun(lab, tmp_path):
     recap3 = _recap(third.stdout)
     assert third.returncode == 0, third.stdout[-8000:]
     assert all(r["changed"] == 0 for r in recap3.values()), third.stdout[-8000:]
+
+    _slices_converge(lab_dir, info, tmp_path, iot, _live_ids(third.stdout))
 
     # An operator quarantines pi1 (its certificate INACTIVE) and pi2 gets bad attributes: pi1 stays
     # INACTIVE and is reported, pi2 fails alone and named, the last Pi is untouched.
@@ -313,8 +317,86 @@ def test_readme_real_fleet_example(lab, tmp_path):
 
 
 def _live_ids(output):
-    """{host: certificate id} from a full run's report lines."""
-    return dict(re.findall(r"(\S+): thing=\S+ certificate=([0-9a-f]{64}) verify=OK", _report(output)))
+    """{host: certificate id} from a full run's report lines (the YAML callback quotes each line: not part of the host)."""
+    return dict(re.findall(r"([^\s']+): thing=\S+ certificate=([0-9a-f]{64}) verify=OK", _report(output)))
+
+
+def _controller_dir(lab_dir, directory, inventory, text=None):
+    """A controller directory holding only the user's files: the inventory (``text``, else the lab's file of that
+    name), provision.yml, ansible.cfg and the lab's group_vars - no pki/."""
+    directory.mkdir()
+    (directory / inventory).write_text(text if text is not None else (lab_dir / inventory).read_text())
+    for name in ("provision.yml", "ansible.cfg"):
+        (directory / name).write_bytes((lab_dir / name).read_bytes())
+    (directory / "group_vars").symlink_to(lab_dir / "group_vars")
+    return directory
+
+
+def _awx_slice_inventory(text, group, number, count):
+    """The inventory AWX gives slice ``number`` (1-based) of ``count`` of a job (awx Inventory.get_script_data): the
+    hosts ordered by name, every count-th from number-1, with their groups and variables; localhost stays implicit."""
+    lines = text.splitlines()
+
+    def host_lines():   # (line, its host when it is a host line of ``group``)
+        section = None
+        for line in lines:
+            if line.startswith("["):
+                section = line.strip("[]")
+            host = line.split()[0] if section == group and line.strip() and not line.startswith(("[", "#")) else None
+            yield line, host
+
+    keep = set(sorted(h for _line, h in host_lines() if h)[number - 1::count])
+    return "\n".join(line for line, host in host_lines() if host is None or host in keep) + "\n"
+
+
+def _slices_converge(lab_dir, info, tmp_path, iot, live, slices=3):
+    """An AWX sliced job on a converged fleet whose first two Pis lost their things (detached and deleted, as by
+    a clean-up in the console; their certificates stay registered, ACTIVE, attached to no thing): ``slices`` runs
+    of the user's command started together, each from its own controller directory holding only the user's
+    files (no pki/, no CA key), each with its slice's inventory as AWX builds it and AWX's
+    awx_job_slice_number / awx_job_slice_count. They serialise on the fleet lock. Afterwards: one CA, no
+    certificate made or deleted, every thing back with exactly one ACTIVE certificate (the Pi's installed one),
+    no ACTIVE certificate without a thing, every Pi verified in its slice's report, the lock free, no private
+    key on any slice's controller."""
+    names = sorted(pi["name"] for pi in info["pis"])
+    for name in names[:2]:
+        (arn,) = iot.list_thing_principals(thingName=name)["principals"]
+        iot.detach_thing_principal(thingName=name, principal=arn)
+        iot.delete_thing(thingName=name)
+    cas = [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]]
+    certificates = sorted(c["certificateId"] for c in iot.list_certificates()["certificates"])
+    text = (lab_dir / "pis.ini").read_text()
+    dirs = [_controller_dir(lab_dir, tmp_path / f"slice-{k}", "pis.ini", _awx_slice_inventory(text, "pis", k, slices))
+            for k in range(1, slices + 1)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=slices) as pool:
+        # (verify_timeout: a shared 2-core machine under load has taken 12 s for a round trip from an emulated Pi)
+        runs = list(pool.map(lambda k: _provision(dirs[k - 1], tmp_path, f"slice-{k}", "pis.ini", "-e",
+                                                  json.dumps(dict(awx_job_slice_number=k, awx_job_slice_count=slices,
+                                                                  verify_timeout=45)),
+                                                  lab=lab_dir)[0],
+                             range(1, slices + 1)))
+    waited = 0
+    for k, (directory, proc) in enumerate(zip(dirs, runs), 1):
+        out = proc.stdout
+        assert proc.returncode == 0, f"slice {k}: " + out[-8000:]
+        hosts = [n for n in names if re.search(rf"^{n} ", (directory / "pis.ini").read_text(), re.M)]
+        assert hosts and hosts == names[k - 1::slices], (k, hosts)
+        for host in hosts:
+            assert re.search(rf"{host}: thing={host} certificate={live[host]} verify=OK", _report(out)), out[-4000:]
+        waited += "iot_fleet_lock: waiting for the fleet lock" in out
+        keys = [p for p in directory.rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
+        assert keys == [], keys
+    assert waited >= 1, "the slices did not wait for each other's fleet lock"
+    assert [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]] == cas and len(cas) == 1
+    assert sorted(c["certificateId"] for c in iot.list_certificates()["certificates"]) == certificates
+    for name in names:
+        (arn,) = iot.list_thing_principals(thingName=name)["principals"]
+        assert arn.rsplit("/", 1)[-1] == live[name], (name, arn)
+    for c in iot.list_certificates()["certificates"]:
+        if c["status"] == "ACTIVE":
+            assert iot.list_principal_things(principal=c["certificateArn"])["things"], c
+    lock = iot.describe_thing_group(thingGroupName="iotfleet-lock-fleet")
+    assert not lock["thingGroupProperties"]["attributePayload"]["attributes"].get("owner"), lock
 
 
 def _second_controller_converges(lab_dir, tmp_path, iot, inventory, live, *extra):
@@ -322,11 +404,7 @@ def _second_controller_converges(lab_dir, tmp_path, iot, inventory, live, *extra
     change and writes nothing; the run converges the fleet with changed=0 - the fleet CA found in AWS IoT,
     each Pi's installed certificate (its key proven on the Pi) kept, no new CA or certificate, every Pi
     verified - and leaves no private key on that controller."""
-    second = tmp_path / "second-controller"
-    second.mkdir()
-    for name in (inventory, "provision.yml", "ansible.cfg"):
-        (second / name).write_bytes((lab_dir / name).read_bytes())
-    (second / "group_vars").symlink_to(lab_dir / "group_vars")
+    second = _controller_dir(lab_dir, tmp_path / "second-controller", inventory)
     cas = [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]]
     certificates = sorted(c["certificateId"] for c in iot.list_certificates()["certificates"])
     assert live, "no live identity to compare with"
