@@ -92,17 +92,19 @@ def ensure_key(client, alias, description, check_mode=False):
 
 
 def ensure_fleet_ca(client, kms_key, certificate_path, common_name="iotfleet fleet CA", validity_days=3650,
-                    check_mode=False):
+                    check_mode=False, certificate_content=None):
     """The fleet CA whose key is the KMS key ``kms_key`` (module ``kms_fleet_ca``): the key (an alias that does not
     exist is created with its key), and the self-signed CA certificate at ``certificate_path`` (made when
-    missing; an existing one must be a CA for the key, and is never replaced). Nothing secret is read or written."""
+    missing; an existing one must be a CA for the key, and is never replaced). ``certificate_content``: the CA
+    certificate found in AWS IoT when the file is not cached yet (check mode): checked, never written. Nothing
+    secret is read or written."""
     alias = alias_of(kms_key)
     if alias is not None:
         key_created, arn = ensure_key(client, alias, f"iotfleet.aws fleet CA key ({common_name})",
                                       check_mode=check_mode)
     else:
         key_created, arn = False, None
-    pem = read_optional(certificate_path)
+    pem = read_optional(certificate_path) or certificate_content
     result = dict(changed=key_created, key_arn=arn, key_created=key_created, certificate_created=pem is None,
                   certificate_id=None)
     if key_created and check_mode:

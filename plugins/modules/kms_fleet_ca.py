@@ -34,6 +34,12 @@ options:
         when this module creates it.
     type: path
     required: true
+  certificate_content:
+    description:
+      - The CA certificate (PEM) when O(certificate_path) does not exist yet but the CA does - the C(ca) role passes
+        the fleet CA it found in AWS IoT in check mode, when nothing may be written. It is checked against the key,
+        never written.
+    type: str
   common_name:
     description: The CA certificate's subject CN, when it is made.
     type: str
@@ -107,6 +113,7 @@ def main():
     argument_spec = dict(
         kms_key=dict(type="str", required=True, no_log=False),
         certificate_path=dict(type="path", required=True),
+        certificate_content=dict(type="str"),
         common_name=dict(type="str", default="iotfleet fleet CA"),
         validity_days=dict(type="int", default=3650),
     )
@@ -115,7 +122,7 @@ def main():
         module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     p = module.params
     module.run(ensure_fleet_ca, module.kms_client(), p["kms_key"], p["certificate_path"], common_name=p["common_name"],
-               validity_days=p["validity_days"], check_mode=module.check_mode)
+               validity_days=p["validity_days"], check_mode=module.check_mode, certificate_content=p["certificate_content"])
 
 
 if __name__ == "__main__":

@@ -109,10 +109,10 @@ def test_signing_key_refuses_a_key_that_cannot_be_a_ca_key(moto):
     assert len(raw.list_keys()["Keys"]) == 1
 
 
-def _run(tmp_path, moto, *args):
+def _run(tmp_path, moto, *args, pki="pki"):
     play = PLAYBOOK.format(module_defaults=module_defaults(moto.url))
     return ansible_playbook(tmp_path, play, {"hosts": "localhost ansible_connection=local\n"},
-                            dict(pki=str(tmp_path / "pki")), *args)
+                            dict(pki=str(tmp_path / pki)), *args)
 
 
 def _private_key_files(root):
@@ -159,6 +159,17 @@ def test_ca_role_and_iot_fleet_sign_through_kms(tmp_path, moto, boto3_iot):
     assert second.returncode == 0, second.stdout + second.stderr
     assert "changed=0" in second.stdout, second.stdout
     assert len(boto3_iot.list_ca_certificates()["certificates"]) == 1
+
+    # another controller (no pki/): check mode predicts no change and writes nothing; the run finds the CA in
+    # AWS IoT, checks it against the KMS key, and makes no second CA or key
+    other_check = _run(tmp_path, moto, "--check", pki="other-pki")
+    assert other_check.returncode == 0 and "changed=0" in other_check.stdout, other_check.stdout + other_check.stderr
+    assert not (tmp_path / "other-pki").exists()
+    other = _run(tmp_path, moto, pki="other-pki")
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert len(boto3_iot.list_ca_certificates()["certificates"]) == 1
+    assert len(kms.list_keys()["Keys"]) == 1
+    assert (tmp_path / "other-pki" / "ca" / "fleet-ca.pem").read_bytes() == (tmp_path / "pki" / "ca" / "fleet-ca.pem").read_bytes()
 
 
 def test_kms_fleet_ca_makes_what_is_missing_and_keeps_what_exists(tmp_path, moto):
