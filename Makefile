@@ -72,6 +72,7 @@ molecule: venv lab-image
 # IOTCORE_BENCH_ARGS to iotcore_bench.py only (e.g. --devices 2000), SCALE_BENCH_ARGS to
 # scale_bench.py only (its default runs 10,000 new devices and their rerun, ~15-25 min here;
 # --cases 1000:1000,10000:1000 is the short form).
+# kms_bench.py (issue 19): the registry step for 1,000 new devices with the fleet CA key in KMS vs a file.
 # Then slice_bench.py (issue 19): three AWX job slices of 1,000 new devices started together vs one
 # run of 3,000 (provision.yml's controller plays: wall, lock waits, conflicts, one ACTIVE certificate per
 # thing; --quick: 3 x 50 vs 150); SLICE_BENCH_ARGS to it only (e.g. --devices 6000 --slices 4).
@@ -86,6 +87,8 @@ bench: venv
 	$(PY) benchmarks/iotcore_bench.py $(BENCH_ARGS) $(IOTCORE_BENCH_ARGS) || rc=1; \
 	echo "$(PY) benchmarks/scale_bench.py $(BENCH_ARGS) $(SCALE_BENCH_ARGS)"; \
 	$(PY) benchmarks/scale_bench.py $(BENCH_ARGS) $(SCALE_BENCH_ARGS) || rc=1; \
+	echo "$(PY) benchmarks/kms_bench.py $(BENCH_ARGS)"; \
+	$(PY) benchmarks/kms_bench.py $(BENCH_ARGS) || rc=1; \
 	echo "$(PY) benchmarks/slice_bench.py $(BENCH_ARGS) $(SLICE_BENCH_ARGS)"; \
 	$(PY) benchmarks/slice_bench.py $(BENCH_ARGS) $(SLICE_BENCH_ARGS) || rc=1; \
 	echo "$(PY) benchmarks/device_bench.py $(BENCH_ARGS) $(DEVICE_BENCH_ARGS)"; \

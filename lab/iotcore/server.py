@@ -6,7 +6,8 @@
 
 Without --mqtt it is the control plane alone (the module tests' AWS API server).
 
-- control plane: moto's IoT backend with AWS's checks (control.py) over HTTP on --api;
+- control plane: moto's IoT backend with AWS's checks (control.py) over HTTP on --api, and AWS KMS
+  (moto's, with the checks AWS makes: kms.py) on the same endpoint, for a fleet CA key in KMS;
 - data plane: Mosquitto 2 (MQTT 3.1.1 and 5, TLS >= 1.2, client certificates required) on every
   --mqtt listener, authenticating and authorizing through plugin/iotcore_auth.c, which asks this
   process (authz.py) over a Unix socket. Mosquitto verifies the client's chain against the CAs
@@ -37,7 +38,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from authz import Authorizer, AuthzServer  # noqa: E402
-from control import ControlPlane  # noqa: E402
+from control import DEFAULT_ACCOUNT, ControlPlane, _region  # noqa: E402
+from kms import KeyService  # noqa: E402
 
 log = logging.getLogger("iotcore")
 
@@ -78,6 +80,7 @@ class StandIn:
         self.cas = self.state / "cas"
         self.cas.mkdir(exist_ok=True)
         self.mosquitto: subprocess.Popen | None = None
+        self.kms = KeyService(_region, DEFAULT_ACCOUNT)
         self.control = ControlPlane(a.endpoint_prefix, a.seed or secrets.token_hex(16), self.write_cas,
                                     detach_delay=a.detach_delay, thing_type_delete_delay=a.thing_type_delete_delay)
         self.authz = Authorizer(self.control, a.region)
@@ -99,7 +102,8 @@ class StandIn:
 
     def wsgi(self):
         from moto.server import DomainDispatcherApplication, create_backend_app
-        inner = self.control.wsgi(DomainDispatcherApplication(create_backend_app))
+        # IoT's own operations (control.py) first; KMS's with AWS's checks (kms.py); the rest is moto's
+        inner = self.control.wsgi(self.kms.wsgi(DomainDispatcherApplication(create_backend_app)))
         authz, control = self.authz, self.control
 
         def app(environ, start_response):

@@ -69,6 +69,20 @@ options:
     type: str
 """
 
+    # the CA key in AWS KMS instead of a file (iot_fleet, iot_ca_certificate, fleet_ca)
+    CA_KMS_KEY = r"""
+options:
+  ca_kms_key:
+    description:
+      - The fleet CA key as an AWS KMS asymmetric key (the C(iotfleet.aws.ca) role's C(iotfleet_ca_backend=kms)) -
+        its key id, key ARN or alias (C(alias/...)). Every signature is a KMS C(Sign) call (MessageType
+        C(DIGEST), C(ECDSA_SHA_256)); the private key never exists outside KMS.
+      - The key must be C(ECC_NIST_P256) with KeyUsage C(SIGN_VERIFY), enabled, and its public key must be the
+        CA certificate's; otherwise the module fails before any write, naming the key.
+      - Mutually exclusive with O(ca_private_key) and O(ca_private_key_content).
+    type: str
+"""
+
     # thing and thing group attributes (iot_thing, iot_thing_group)
     THING_ATTRIBUTES = r"""
 options:

@@ -15,6 +15,7 @@ never leaves the process and never appears in results or diffs.
 
 import re
 
+from ansible_collections.iotfleet.aws.plugins.module_utils import _kms
 from ansible_collections.iotfleet.aws.plugins.module_utils import _x509
 from ansible_collections.iotfleet.aws.plugins.module_utils._client import IoTFleetError
 from ansible_collections.iotfleet.aws.plugins.module_utils._errors import CA_CERTIFICATE_STATUSES
@@ -188,7 +189,7 @@ def ensure_ca_certificate(
     if current is None:
         if mode == "DEFAULT" and ca_key is None:
             raise IoTFleetError(
-                "The CA private key (ca_private_key or ca_private_key_content) is required to register a CA "
+                "The CA private key (ca_private_key, ca_private_key_content or ca_kms_key) is required to register a CA "
                 "in certificate_mode=default: AWS IoT wants a verification certificate signed by it."
             )
         status = status or "ACTIVE"
@@ -292,8 +293,11 @@ def remove_ca_certificate(client, ca_cert, force=False, check_mode=False):
 def run_ca_certificate(client, *, state="present", check_mode=False, ca_certificate=None,
                        ca_certificate_content=None, ca_private_key=None, ca_private_key_content=None,
                        ca_private_key_passphrase=None, certificate_mode=None, status=None,
-                       allow_auto_registration=None, registration_config=None, force=False):
-    """What ``iot_ca_certificate`` does: load the inputs (paths or content), then ensure or remove."""
+                       allow_auto_registration=None, registration_config=None, force=False, ca_kms_key=None,
+                       make_kms_client=None):
+    """What ``iot_ca_certificate`` does: load the inputs (paths or content), then ensure or remove.
+    ``ca_kms_key``: the CA key is that AWS KMS key (signed through the client ``make_kms_client()`` makes, only then)
+    instead of a key file or content."""
     if state == "absent":
         # an expired CA, or one whose key is gone, must still be removable: parse only
         cert = _x509.load_certificate(ca_certificate_content, path=ca_certificate, what="CA certificate")
@@ -302,11 +306,12 @@ def run_ca_certificate(client, *, state="present", check_mode=False, ca_certific
     normalize_mode(certificate_mode)
     normalize_status(status)
     normalize_registration_config(registration_config)
+    ca_signing_key = _kms.signing_key(make_kms_client(), ca_kms_key) if ca_kms_key else None
     cert, key = load_ca(
         ca_certificate_content,
         ca_certificate_path=ca_certificate,
-        ca_private_key=ca_private_key_content,
-        ca_private_key_path=ca_private_key,
+        ca_private_key=ca_signing_key if ca_signing_key is not None else ca_private_key_content,
+        ca_private_key_path=None if ca_signing_key is not None else ca_private_key,
         passphrase=ca_private_key_passphrase,
     )
     return ensure_ca_certificate(

@@ -55,6 +55,9 @@ DEFAULT_RATE_LIMITS = {
     "DetachThingPrincipal": 15.0,
     "DescribeThing": 350.0,
     "DescribeCertificate": 350.0,
+    # AWS KMS (iotfleet_ca_backend kms): the account's shared quota of ECC cryptographic operations, at the
+    # time of writing ("Request quotas" in the AWS KMS developer guide)
+    "Sign": 300.0,
 }
 
 
@@ -115,10 +118,14 @@ class IoTAWSError(AnsibleAWSError):
     """A failed AWS IoT call (after retries)."""
 
 
+# "not found" as each service says it: AWS IoT, and AWS KMS (the fleet CA key in a key service)
+MISSING_CODES = ("ResourceNotFoundException", "NotFoundException")
+
+
 def is_missing(exception):
     return (
         isinstance(exception, botocore.exceptions.ClientError)
-        and exception.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+        and exception.response.get("Error", {}).get("Code") in MISSING_CODES
     )
 
 
@@ -238,7 +245,7 @@ def _connection_failure(exception, operation):
 class IoTClient:
     """Calls AWS IoT through one boto3 client, retried, paced and with one error translation.
 
-    Build it from a module with :meth:`from_module`, or from a plain boto3 client (tests,
+    Build it from a module with ``IoTModule.aws_client`` (``_module``), or from a plain boto3 client (tests,
     benchmarks). It is thread-safe as boto3 clients are.
     """
 
@@ -257,10 +264,6 @@ class IoTClient:
         self.limiter = limiter
         if limiter is not None:
             limiter.attach(boto3_client)
-
-    @classmethod
-    def from_module(cls, module, limiter=None, retry=None, account_info=None):
-        return cls(module.client("iot"), retry=retry, limiter=limiter, account_info=account_info)
 
     def arn_prefix(self):
         """``arn:<partition>:iot:<region>:<account id>:`` of this client, for ARNs AWS has not made yet
@@ -355,7 +358,7 @@ _MARKERS = {
 
 # parameters that may appear in an error message (never documents, PEMs or keys)
 _NAMING_PARAMS = ("thingName", "thingGroupName", "thingTypeName", "policyName", "certificateId", "principal", "target",
-                  "ruleName", "templateName")
+                  "ruleName", "templateName", "KeyId", "AliasName")
 
 
 def _describe(kwargs):

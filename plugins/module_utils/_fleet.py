@@ -188,7 +188,7 @@ def _jitp_name_too_long(host, thing_name):
 
 
 def load_fleet_ca(ca_certificate_path, ca_private_key_path, optional_key=False, pem=None, passphrase=None,
-                  key_content=None):
+                  key_content=None, signing_key=None):
     """The fleet CA certificate and key, checked: a CA, the key matches, within validity.
 
     ``optional_key``: a key file that does not exist gives ``(cert, None)``: a controller that
@@ -196,19 +196,24 @@ def load_fleet_ca(ca_certificate_path, ca_private_key_path, optional_key=False, 
     certificate (:func:`ensure_device_identity` fails the others by name). ``pem``: the certificate's
     text instead of its path. ``passphrase``: of an encrypted key. ``key_content``: the key file's content
     when the module cannot read it as is (an Ansible Vault file the action plugin decrypted); the path then
-    names it."""
+    names it. ``signing_key``: the CA key in a key service (``_x509.DelegatedSigningKey``, e.g. ``_kms.signing_key``)
+    instead of a key file; checked against the certificate the same way."""
     ca_cert = _x509.load_certificate(pem, path=None if pem else ca_certificate_path, what="fleet CA certificate")
     ca_certificate_path = ca_certificate_path or "(ca_certificate_content)"
     if not _x509.is_ca(ca_cert):
         raise IoTFleetError(f"The fleet CA certificate {ca_certificate_path} is not a CA (basicConstraints CA:FALSE).")
-    if optional_key and key_content is None and not os.path.exists(ca_private_key_path):
+    if signing_key is None and optional_key and key_content is None and not os.path.exists(ca_private_key_path):
         _x509.check_validity(ca_cert, what="fleet CA certificate")
         return ca_cert, None
-    ca_key = _x509.load_private_key(key_content, path=ca_private_key_path, what="fleet CA private key",
-                                    passphrase=passphrase)
+    if signing_key is not None:
+        ca_key, key_name = signing_key, signing_key.where
+    else:
+        ca_key = _x509.load_private_key(key_content, path=ca_private_key_path, what="fleet CA private key",
+                                        passphrase=passphrase)
+        key_name = ca_private_key_path
     if not _x509.key_matches_certificate(ca_key, ca_cert):
         raise IoTFleetError(
-            f"The fleet CA private key {ca_private_key_path} does not match the certificate {ca_certificate_path}."
+            f"The fleet CA private key {key_name} does not match the certificate {ca_certificate_path}."
         )
     _x509.check_validity(ca_cert, what="fleet CA certificate")
     return ca_cert, ca_key

@@ -31,15 +31,22 @@ class IoTModule(AnsibleAWSModule):
         super().__init__(*args, **kwargs)
 
     def iot_client(self, limiter=None, retry=None):
+        return self.aws_client("iot", limiter=limiter, retry=retry)
+
+    def kms_client(self, limiter=None, retry=None):
+        """AWS KMS through the same client layer (the fleet CA key in KMS: iotfleet_ca_backend kms)."""
+        return self.aws_client("kms", limiter=limiter, retry=retry)
+
+    def aws_client(self, service, limiter=None, retry=None):
         # a region AWS does not have (us-est-1) fails here, before any call, naming it
         region, endpoint_url, _params = get_aws_connection_info(self)
-        problem = region_problem(region, endpoint_url)
+        problem = region_problem(region, endpoint_url, service=service)
         if problem:
             self.fail_json(msg=problem)
         # the account of a predicted ARN (check mode): amazon.aws's STS GetCallerIdentity (IAM GetUser
         # as a fallback), one call, made only when an ARN must be predicted
-        client = IoTClient.from_module(self, limiter=limiter, retry=retry,
-                                       account_info=lambda: get_aws_account_info(self))
+        client = IoTClient(self.client(service), retry=retry, limiter=limiter,
+                           account_info=lambda: get_aws_account_info(self))
         self.__dict__.setdefault("_iot_clients", []).append(client)
         return client
 
@@ -47,11 +54,12 @@ class IoTModule(AnsibleAWSModule):
         """True when a write reached AWS in this run: a failure after it still changed something."""
         return any(c.writes for c in self.__dict__.get("_iot_clients", []))
 
-    def run_resource(self, func):
+    def run_resource(self, func, **extra):
         """The one entry shape of the single-resource modules:
-        ``func(client, *, state, check_mode, <the module's own options by name>)``."""
+        ``func(client, *, state, check_mode, <the module's own options by name>, <extra>)`` (``extra``: what
+        the options need besides the IoT client, e.g. the KMS client of a CA key in KMS)."""
         options = {name: self.params[name] for name in self._resource_options}
-        self.run(func, self.iot_client(), check_mode=self.check_mode, **options)
+        self.run(func, self.iot_client(), check_mode=self.check_mode, **options, **extra)
 
     def run(self, func, *args, **kwargs):
         """Call ``func`` and exit with its result; the collection's errors fail the module.

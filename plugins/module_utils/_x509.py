@@ -372,6 +372,73 @@ def csr_pem(csr):
 # issuing
 
 
+# --------------------------------------------------------------------------------------------
+# the signer interface: a CA key whose private half lives in a key service
+
+
+_EC_PRIVATE_KEY = ec.EllipticCurvePrivateKey if HAS_CRYPTOGRAPHY else object
+
+
+class DelegatedSigningKey(_EC_PRIVATE_KEY):
+    """An EC P-256 CA key whose private half never leaves its key service (an AWS KMS key).
+
+    It is a ``cryptography`` private key for everything that signs (``CertificateBuilder.sign``, and so
+    :func:`issue_certificate`, :func:`sign_csr`, :func:`verification_certificate`, :func:`create_ca`): each
+    signature is one call of ``sign_digest(digest, hash_name)`` that returns the DER ECDSA signature of the
+    SHA-256 ``digest`` (hashed here: only 32 bytes travel). Nothing that would need the private number works
+    (export, ECDH): those raise :class:`IoTFleetError` naming ``where``. Callers ask "sign this", never which
+    backend holds the key.
+    """
+
+    def __init__(self, public_key, sign_digest, where="a key service", key_id=None):
+        if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != "secp256r1":
+            raise IoTFleetError(f"The CA key in {where} must be an EC P-256 key (ECC_NIST_P256).")
+        self._public_key = public_key
+        self._sign_digest = sign_digest
+        self.where = where
+        self.key_id = key_id   # the key's name in its service (a KMS key ARN)
+
+    def sign(self, data, signature_algorithm):
+        algorithm = getattr(signature_algorithm, "algorithm", None)
+        if not isinstance(signature_algorithm, ec.ECDSA) or not isinstance(algorithm, hashes.SHA256):
+            raise IoTFleetError(f"The CA key in {self.where} signs ECDSA with SHA-256 only.")
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(data)
+        signature = self._sign_digest(digest.finalize(), "SHA256")
+        try:   # a key service that signs with another key (or garbage) fails here, not at the device's TLS
+            self._public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            raise IoTFleetError(f"The signature {self.where} returned does not verify with its public key.")
+        return signature
+
+    def public_key(self):
+        return self._public_key
+
+    @property
+    def curve(self):
+        return self._public_key.curve
+
+    @property
+    def key_size(self):
+        return self._public_key.key_size
+
+    def _private(self, *args, **kwargs):
+        raise IoTFleetError(f"The CA private key lives in {self.where}: it only signs, it is never exported.")
+
+    exchange = private_numbers = private_bytes = _private
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def is_delegated(key):
+    """True when ``key`` signs through a key service (its private half is not here)."""
+    return isinstance(key, DelegatedSigningKey)
+
+
 def _hash_for(key):
     if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
         return None

@@ -101,6 +101,7 @@ extends_documentation_fragment:
   - iotfleet.aws._attributes
   - iotfleet.aws._options.ca_certificate
   - iotfleet.aws._options.ca_private_key
+  - iotfleet.aws._options.ca_kms_key
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -206,6 +207,7 @@ def main():
         ca_private_key=dict(type="path"),
         ca_private_key_content=dict(type="str", no_log=True),
         ca_private_key_passphrase=dict(type="str", no_log=True),
+        ca_kms_key=dict(type="str", no_log=False),
         certificate_mode=dict(type="str", choices=["default", "sni_only"], default="default"),
         status=dict(type="str", choices=["ACTIVE", "INACTIVE", "active", "inactive"], default="ACTIVE"),
         allow_auto_registration=dict(type="bool"),
@@ -225,12 +227,15 @@ def main():
         supports_check_mode=True,
         mutually_exclusive=[
             ["ca_certificate", "ca_certificate_content"],
+            ["ca_kms_key", "ca_private_key"],
+            ["ca_kms_key", "ca_private_key_content"],
         ],
         required_one_of=[["ca_certificate", "ca_certificate_content"]],
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
-    module.run_resource(run_ca_certificate)
+    # a CA key in KMS signs the verification certificate there
+    module.run_resource(run_ca_certificate, make_kms_client=module.kms_client)
 
 
 if __name__ == "__main__":

@@ -107,9 +107,9 @@ options:
         or not). It is read, never copied.
       - A file encrypted with Ansible Vault works as is - the module's action plugin decrypts it on the
         controller with the play's vault password and passes its content in O(ca_private_key_content).
-      - Required with O(state=present). When the file does not exist, the devices that need no new
-        certificate converge all the same; a device that needs one (new, renewed, recovered) fails by
-        name, nothing written for it.
+      - Required with O(state=present), unless O(ca_kms_key) is given. When the file does not exist, the devices
+        that need no new certificate converge all the same; a device that needs one (new, renewed, recovered)
+        fails by name, nothing written for it.
     type: path
   ca_private_key_content:
     description:
@@ -338,6 +338,7 @@ attributes:
 extends_documentation_fragment:
   - iotfleet.aws._attributes
   - iotfleet.aws._options.fleet
+  - iotfleet.aws._options.ca_kms_key
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -574,6 +575,7 @@ from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import retire_
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import rotate_fleet
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import switch_fleet_ca
 from ansible_collections.iotfleet.aws.plugins.module_utils._fleet import validate_devices
+from ansible_collections.iotfleet.aws.plugins.module_utils._kms import signing_key
 from ansible_collections.iotfleet.aws.plugins.module_utils._module import IoTModule
 from ansible_collections.iotfleet.aws.plugins.module_utils._progress import ProgressWriter
 from ansible_collections.iotfleet.aws.plugins.module_utils._x509 import CRYPTOGRAPHY_IMPORT_ERROR
@@ -600,10 +602,10 @@ def retire(module, p, devices, rates, retire_mode):
     return finished(result)
 
 
-def rotate(module, p, spec, rates):
+def rotate(module, p, spec, rates, limiter):
     """rotation=stage|promote: the two controller phases of a certificate rotation (registration jitp: the
     staged certificate is registered by the Pi itself, on its first connect with it)."""
-    client = module.iot_client(limiter=RateLimiter(rates))
+    client = module.iot_client(limiter=limiter)
     result = rotate_fleet(client, spec, p["rotation"], rotate_all=p.get("rotate_all", False), workers=p["workers"],
                           check_mode=module.check_mode)
     result["rate_limits"] = rates
@@ -643,10 +645,13 @@ def run(module):
         return retire(module, p, devices, merged_rate_limits(p["rate_limits"], p["rate_share"]), retire_mode)
     if p.get("rotation") == "switch_ca":
         return switch_ca(module, p, devices, rates)
-    # a controller without the CA key (it lives elsewhere) converges what needs no signing
+    # a controller without the CA key (it lives elsewhere) converges what needs no signing; a CA key in KMS signs
+    # there (one Sign call per certificate, paced with the registry's calls)
+    limiter = RateLimiter(rates)
+    kms_key = signing_key(module.kms_client(limiter=limiter), p["ca_kms_key"]) if p.get("ca_kms_key") else None
     ca_cert, ca_key = load_fleet_ca(p["ca_certificate"], p["ca_private_key"], optional_key=True,
                                     pem=p.get("ca_certificate_content"), passphrase=p.get("ca_private_key_passphrase"),
-                                    key_content=p.get("ca_private_key_content"))
+                                    key_content=p.get("ca_private_key_content"), signing_key=kms_key)
     spec = FleetSpec(
         devices,
         ca_cert,
@@ -664,13 +669,13 @@ def run(module):
         registration=p["registration"],
         retire_certificates=retire_mode,
         managed_thing_group=p["managed_thing_group"],
-        accepted_cas=[] if p.get("rotation") or not p.get("ca_certificate") else next_fleet_ca(
+        accepted_cas=[] if p.get("rotation") or not p.get("ca_certificate") or kms_key else next_fleet_ca(
             p["ca_certificate"], p["ca_private_key"], passphrase=p.get("ca_private_key_passphrase")),
         renewal=p.get("renewal", "replace"),
-        ca_key_path=p["ca_private_key"],
+        ca_key_path=p.get("ca_kms_key") or p["ca_private_key"],
     )
     if p.get("rotation"):
-        return rotate(module, p, spec, rates)
+        return rotate(module, p, spec, rates, limiter)
     if jitp:
         # no AWS client at all: the devices register themselves on their first connect
         ignored = [d["host"] for d in devices if d["attributes"] or d["thing_groups"]]
@@ -684,7 +689,7 @@ def run(module):
             )
         client = None
     else:
-        client = module.iot_client(limiter=RateLimiter(rates))
+        client = module.iot_client(limiter=limiter)
     progress = ProgressWriter.from_environment(len(devices), p["progress_every"])
     result = ensure_fleet(client, spec, workers=p["workers"], check_mode=module.check_mode, diff=module._diff,
                           progress=progress)
@@ -714,6 +719,7 @@ def main():
         ca_private_key=dict(type="path", no_log=False),
         ca_private_key_content=dict(type="str", no_log=True),
         ca_private_key_passphrase=dict(type="str", no_log=True),
+        ca_kms_key=dict(type="str", no_log=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         retire_certificates=dict(type="str", choices=["delete", "revoke"]),
         rotation=dict(type="str", choices=["stage", "promote", "switch_ca"]),
@@ -740,9 +746,10 @@ def main():
         rate_share=dict(type="float", default=1.0),
     )
     module = IoTModule(argument_spec=argument_spec, supports_check_mode=True,
-                       required_if=[("state", "present", ("ca_private_key",)),
+                       required_if=[("state", "present", ("ca_private_key", "ca_kms_key"), True),
                                     ("state", "present", ("ca_certificate", "ca_certificate_content"), True)],
-                       mutually_exclusive=[("ca_certificate", "ca_certificate_content")])
+                       mutually_exclusive=[("ca_certificate", "ca_certificate_content"),
+                                           ("ca_kms_key", "ca_private_key"), ("ca_kms_key", "ca_private_key_content")])
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     module.run(run, module)

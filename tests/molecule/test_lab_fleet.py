@@ -84,11 +84,16 @@ def _provision(lab_dir, tmp_path, name, inventory="pis.ini", *extra, playbook="p
     return proc, runs, elapsed
 
 
-def _iot(info):
+def _iot(info, service="iot"):
     import boto3
     aws = info["aws"]
-    return boto3.client("iot", endpoint_url=aws["endpoint_url"], region_name=aws["region"],
+    return boto3.client(service, endpoint_url=aws["endpoint_url"], region_name=aws["region"],
                         aws_access_key_id=aws["access_key"], aws_secret_access_key=aws["secret_key"])
+
+
+def _private_key_files(directory):
+    """Files under ``directory`` that hold a private key (PEM)."""
+    return [p for p in directory.rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
 
 
 def _report(output):
@@ -422,8 +427,7 @@ def _second_controller_converges(lab_dir, tmp_path, iot, inventory, live, *extra
             proc.stdout[-4000:]
     assert [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]] == cas
     assert sorted(c["certificateId"] for c in iot.list_certificates()["certificates"]) == certificates
-    keys = [p for p in (second / "pki").rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
-    assert keys == [], keys
+    assert _private_key_files(second / "pki") == []
 
 
 def _device_client_verify(info, certificate, key, thing, tmp_path):
@@ -539,14 +543,16 @@ def test_drift_reported_then_pruned(lab, tmp_path):
 @pytest.mark.molecule
 @pytest.mark.parametrize("lab", [1], indirect=True)
 def test_key_mode_device_runs_and_a_lost_key(lab, tmp_path):
-    """Key mode device: <= 4 remote module runs on a first run (apt, device_csr, bundle, verify) and
-    <= 2 on a rerun (the preparation's one bundle run keeps the key and finds nothing to install;
-    verify). A Pi whose key is gone gets a new key, a new certificate (the old one retired) and
-    verifies in the same run; the run after it is a no-change rerun again."""
+    """Key mode device with the fleet CA key in AWS KMS (iotfleet_ca_backend=kms): no private key on the
+    controller at all - the CA signs through KMS, each Pi makes its own key. <= 4 remote module runs on a
+    first run (apt, device_csr, bundle, verify) and <= 2 on a rerun (the preparation's one bundle run keeps
+    the key and finds nothing to install; verify). A Pi whose key is gone gets a new key, a new certificate
+    (the old one retired) and verifies in the same run; the run after it is a no-change rerun again; a
+    second controller converges the same fleet."""
     lab_dir, info = lab
     pi = info["pis"][0]
     name = pi["name"]
-    mode = ("-e", "iotfleet_key_mode=device")
+    mode = ("-e", "iotfleet_key_mode=device", "-e", "iotfleet_ca_backend=kms")
     iot = _iot(info)
     runs_seen = {}
     for phase in ("first", "rerun"):
@@ -555,6 +561,11 @@ def test_key_mode_device_runs_and_a_lost_key(lab, tmp_path):
         assert re.search(rf"{name}: thing={name} certificate=[0-9a-f]{{64}} verify=OK", _report(proc.stdout)), proc.stdout[-4000:]
         runs_seen[phase] = runs[name]
     assert not (lab_dir / "pki" / "devices" / name / "private.key").exists()   # the key never left the Pi
+    # the CA key is the KMS key: no key file on this controller, the CA registered is the key's
+    assert _private_key_files(lab_dir / "pki") == []
+    kms_key = _iot(info, "kms").describe_key(KeyId="alias/iotfleet-fleet-ca")["KeyMetadata"]
+    assert (kms_key["KeySpec"], kms_key["KeyUsage"], kms_key["KeyState"]) == ("ECC_NIST_P256", "SIGN_VERIFY", "Enabled")
+    assert len(_iot(info).list_ca_certificates()["certificates"]) == 1
     assert runs_seen["first"]["runs"] <= FIRST_RUN_MAX, runs_seen
     assert runs_seen["rerun"]["runs"] <= RERUN_MAX, runs_seen
     assert all(r["changed"] == 0 for r in _recap(proc.stdout).values()), proc.stdout[-6000:]

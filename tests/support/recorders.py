@@ -85,7 +85,7 @@ def is_write_operation(operation):
 
 
 class ApiCallCounter:
-    """Counts the AWS IoT API calls of a boto3 client, by operation, with botocore event hooks.
+    """Counts the AWS API calls (IoT, KMS) of a boto3 client, by operation, with botocore event hooks.
 
     ``calls``: logical API calls (``before-call``, once per call however often it is retried);
     ``attempts``: HTTP requests sent (``before-send``, retries included); ``errors``: calls that
@@ -100,10 +100,11 @@ class ApiCallCounter:
 
     def attach(self, boto3_client):
         events = boto3_client.meta.events
+        service = boto3_client.meta.service_model.service_id.hyphenize()   # "iot", "kms"
         uid = f"iotfleet-call-counter-{id(self)}"
-        events.register("before-call.iot", self._before_call, unique_id=uid + "-call")
-        events.register("before-send.iot", self._before_send, unique_id=uid + "-send")
-        events.register("after-call.iot", self._after_call, unique_id=uid + "-after")
+        events.register(f"before-call.{service}", self._before_call, unique_id=uid + "-call")
+        events.register(f"before-send.{service}", self._before_send, unique_id=uid + "-send")
+        events.register(f"after-call.{service}", self._after_call, unique_id=uid + "-after")
         return self
 
     @staticmethod

@@ -45,7 +45,7 @@ def test_single_resource_modules_have_one_entry_shape(monkeypatch):
         self._resource_options = tuple(kwargs["argument_spec"])
 
     monkeypatch.setattr(_module.IoTModule, "__init__", init)
-    monkeypatch.setattr(_module.IoTModule, "run_resource", lambda self, func: seen.update(func=func, options=self._resource_options))
+    monkeypatch.setattr(_module.IoTModule, "run_resource", lambda self, func, **extra: seen.update(func=func, options=self._resource_options + tuple(extra)))
     for name in SINGLE_RESOURCE_MODULES:
         seen.clear()
         importlib.import_module(f"ansible_collections.iotfleet.aws.plugins.modules.{name}").main()
