@@ -19,8 +19,8 @@ description:
   - When the preparation play ran (O(prepare_ran)), only the hosts it prepared (C(device_prepared))
     are listed, unless O(register_offline) is set.
   - C(installed_certificate) is the host's C(device_installed_certificate) when the preparation set it.
-  - C(reached=false) marks a host this run's preparation did not prepare (C(device_prepared) not set:
-    unreachable with O(register_offline), or a run without the preparation, C(--tags cloud)): it could not show
+  - C(reached=false) marks a host this run's preparation did not prepare (C(device_prepared) not set -
+    unreachable with O(register_offline), or a run without the preparation, C(--tags cloud)), which could not show
     which certificate it holds.
   - The C(registry) role's C(devices) entry point uses it.
 options:

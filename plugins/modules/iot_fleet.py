@@ -96,7 +96,7 @@ options:
             without the preparation such as C(--tags cloud)).
           - In key mode V(controller), when O(pki_dir) holds the device's certificate but no key (the
             controller forgot it once the device verified with it, C(iotfleet_keep_device_keys=false)), that
-            certificate is taken as the installed one (see O(devices[].installed_certificate)): the identity
+            certificate is taken as the installed one (see O(devices[].installed_certificate)), so the identity
             stays. Without it such a device would get a new key and certificate, the one it holds retired.
         type: bool
         default: true
