@@ -19,6 +19,9 @@ description:
   - When the preparation play ran (O(prepare_ran)), only the hosts it prepared (C(device_prepared))
     are listed, unless O(register_offline) is set.
   - C(installed_certificate) is the host's C(device_installed_certificate) when the preparation set it.
+  - C(reached=false) marks a host this run's preparation did not prepare (C(device_prepared) not set -
+    unreachable with O(register_offline), or a run without the preparation, C(--tags cloud)), which could not show
+    which certificate it holds.
   - The C(registry) role's C(devices) entry point uses it.
 options:
   _input:
@@ -89,6 +92,10 @@ _value:
           set by the C(device) role's preparation on a Pi this controller holds no identity of); only
           when set.
       type: str
+    reached:
+      description:
+        - V(false) for a host the preparation did not prepare in this run (only then present).
+      type: bool
 """
 
 from ansible.errors import AnsibleFilterError
@@ -123,6 +130,8 @@ def fleet_devices(hosts, hostvars, prepare_ran=False, register_offline=False, th
         installed = _host_value(host_vars, "device_installed_certificate", None)
         if installed:
             device["installed_certificate"] = installed
+        if not _host_value(host_vars, "device_prepared", False):
+            device["reached"] = False   # it showed nothing: iot_fleet leaves its identity as the cache has it
         if with_groups:
             device["thing_groups"] = [g for g in _host_value(host_vars, "group_names", []) if g not in excluded]
         devices.append(device)

@@ -139,7 +139,8 @@ def validate_devices(devices, registration="api"):
     certificate, an operator's quarantine, is set ACTIVE again only when true), ``thing_groups``
     (list of static thing group names the thing joins; it is never taken out of other groups),
     ``installed_certificate`` (PEM: what the device holds, its key proven there; see
-    :func:`ensure_device_identity`).
+    :func:`ensure_device_identity`), ``reached`` (False: the run did not reach the device, see
+    :func:`installed_certificate`).
 
     Thing names may have 1-128 characters; with ``registration`` ``jitp`` at most 64, because AWS
     IoT names the thing after the certificate's CN (a longer name fails its device).
@@ -158,6 +159,8 @@ def validate_devices(devices, registration="api"):
                      reactivate=bool(device.get("reactivate")), thing_groups=[])
         if device.get("installed_certificate"):
             entry["installed_certificate"] = device["installed_certificate"]
+        if device.get("reached") is False:
+            entry["reached"] = False
         try:
             validate_thing_name(device["thing_name"], what=f"thing name of {host}")
             if registration == "jitp" and len(device["thing_name"]) > MAX_COMMON_NAME:
@@ -263,10 +266,19 @@ def _usable_certificate(cert_pem, spec, thing_name, public_key):
     return cert
 
 
-def installed_certificate(device):
+def installed_certificate(device, spec=None):
     """The certificate the device reported installed, its key proven on the device (the preparation
-    compares them there; the key never travels), or None."""
+    compares them there; the key never travels), or None.
+
+    A device the run did not reach (``reached`` False: registered offline, or a run without the preparation)
+    showed nothing. In key mode controller, when this controller holds no key of it (it forgot the key once the
+    device verified with it), the cached certificate stands for the installed one: nothing says the device lost
+    its key, so its identity stays (a device that did lose it gets a new one on a run that reaches it)."""
     pem = device.get("installed_certificate")
+    if not pem and device.get("reached") is False and spec is not None and spec.key_mode == "controller":
+        directory = device_dir(spec.pki_dir, device["thing_name"])
+        if not os.path.exists(os.path.join(directory, KEY_FILE)):
+            pem = read_optional(os.path.join(directory, CERTIFICATE_FILE))
     if not pem:
         return None
     try:
@@ -385,7 +397,7 @@ def ensure_device_jitp(spec, device, check_mode=False):
         raise IoTFleetError(_jitp_name_too_long(device["host"], thing_name))
     # no AWS call: the device's installed certificate of the fleet CA stays (its first connect registered it)
     cert, changed, changes = ensure_device_identity(spec, thing_name, check_mode=check_mode,
-                                                    installed=installed_certificate(device))
+                                                    installed=installed_certificate(device, spec))
     result = dict(
         host=device["host"],
         thing_name=thing_name,
@@ -518,7 +530,7 @@ def ensure_device(client, spec, device, check_mode=False, snapshot=None, groups=
     # the certificate installed on the device is its identity when AWS holds it registered (ACTIVE, a quarantine
     # or a revocation alike: ensure_certificate below reads its status); one read, only when pki/ lacks it
     cert, changed, changes = ensure_device_identity(
-        identity_spec, thing_name, check_mode=check_mode, installed=installed_certificate(device),
+        identity_spec, thing_name, check_mode=check_mode, installed=installed_certificate(device, spec),
         confirm=lambda c: client.get("describe_certificate", certificateId=_x509.certificate_id(c)) is not None)
     result["changes"].extend(changes)
     result["certificate_path"] = os.path.join(device_dir(spec.pki_dir, thing_name), CERTIFICATE_FILE)

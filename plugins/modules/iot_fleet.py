@@ -89,6 +89,17 @@ options:
             changes. In key mode V(controller) a key that only the device holds stays there (no key file
             on the controller; RV(devices[].key_on_controller) is V(false)).
         type: str
+      reached:
+        description:
+          - V(false) - this run did not reach the device, so it showed no installed certificate (the
+            C(registry) role sets it for a Pi its preparation did not prepare - registered offline, or a run
+            without the preparation such as C(--tags cloud)).
+          - In key mode V(controller), when O(pki_dir) holds the device's certificate but no key (the
+            controller forgot it once the device verified with it, C(iotfleet_keep_device_keys=false)), that
+            certificate is taken as the installed one (see O(devices[].installed_certificate)), so the identity
+            stays. Without it such a device would get a new key and certificate, the one it holds retired.
+        type: bool
+        default: true
   ca_certificate:
     description:
       - Path on the controller to the fleet CA certificate (PEM) that signs device certificates.
@@ -712,6 +723,7 @@ def main():
                 reactivate=dict(type="bool", default=False),
                 thing_groups=dict(type="list", elements="str"),
                 installed_certificate=dict(type="str"),
+                reached=dict(type="bool", default=True),
             ),
         ),
         ca_certificate=dict(type="path"),

@@ -5,8 +5,9 @@
 
 A task result counts when it ran on the host itself: not skipped, not delegated, and not an
 action that runs on the controller only (set_fact, assert, debug, fail, meta, include_*,
-argument validation). Writes {"host": {"runs": N, "seconds": S, "tasks": [...]}} as JSON to
-$IOTFLEET_REMOTE_RUNS_FILE at the end of the playbook.
+argument validation). Writes {"host": {"runs": N, "raw": R, "seconds": S, "tasks": [...]}} as JSON to
+$IOTFLEET_REMOTE_RUNS_FILE at the end of the playbook; ``raw`` counts the runs among ``runs`` that were
+``raw`` tasks (a shell command, no Python module: ~1/8 of a module run on a Pi Zero).
 """
 
 import json
@@ -52,8 +53,9 @@ class CallbackModule(CallbackBase):
         if task.delegate_to or result._result.get("_ansible_delegated_vars"):
             return
         host = result._host.get_name()
-        entry = self.counts.setdefault(host, {"runs": 0, "seconds": 0.0, "tasks": []})
+        entry = self.counts.setdefault(host, {"runs": 0, "raw": 0, "seconds": 0.0, "tasks": []})
         entry["runs"] += 1
+        entry["raw"] += int(action == "raw")
         entry["tasks"].append(task.get_name())
         start = self.started.pop((host, task._uuid), None)
         if start is not None:

@@ -56,3 +56,26 @@ def test_registered_and_unlisted_pis(tmp_path):
     assert by_host["pi-2.lan"]["thing_name"] == "lab-two"
     assert by_host["pi-3.lan"]["thing_name"] == "pi-3-lan"
     assert by_host["pi-3.lan"]["certificate_id"] is None and "NOT VERIFIED" in by_host["pi-3.lan"]["result"]
+
+
+def test_a_pi_not_registered_in_this_run_whose_certificate_the_controller_holds_keeps_its_identity(tmp_path):
+    """The controller forgot the Pi's key once it verified (iotfleet_keep_device_keys=false), so each run asks the
+    Pi first: a Pi that fails that (unreachable, sudo or python3 gone) is not registered, and its report line says
+    its identity stays - not "no identity made" (pi-2's certificate is cached, pi-3 never had one)."""
+    (tmp_path / "pki" / "devices" / "lab-two").mkdir(parents=True)
+    (tmp_path / "pki" / "devices" / "lab-two" / "certificate.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    playbook = PLAYBOOK.replace("      when: inventory_hostname == 'pi-1.lan'\n", """      when: inventory_hostname == 'pi-1.lan'
+    - ansible.builtin.set_fact:
+        device_prepare_problem: python3 is missing
+      when: inventory_hostname == 'pi-2.lan' and problem | bool
+""")
+    for problem, expected in ((False, "NOT VERIFIED (unreachable in preparation; its identity left as it is)"),
+                              (True, "NOT VERIFIED (python3 is missing)")):
+        out = tmp_path / "report.json"
+        run = ansible_playbook(tmp_path, playbook, {"pis.ini": INVENTORY},
+                               {"out": str(out), "report": str(REPORT), "cert_id": CERT_ID, "problem": problem},
+                               "-c", "local")
+        assert run.returncode == 0, run.stdout + run.stderr
+        by_host = {e["host"]: e for e in json.loads(out.read_text())}
+        assert by_host["pi-2.lan"]["result"] == expected, by_host["pi-2.lan"]
+        assert by_host["pi-3.lan"]["result"].startswith("NOT VERIFIED (unreachable in preparation; no identity made")

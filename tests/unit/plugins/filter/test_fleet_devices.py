@@ -28,6 +28,7 @@ def test_defaults_and_per_host_values():
         "garage": {"iotfleet_thing_name": "garage-01", "iotfleet_thing_attributes": {"room": "garage"},
                    "iotfleet_reactivate": "yes"},
     }
+    hostvars = {host: dict(values, device_prepared=True) for host, values in hostvars.items()}
     assert fleet_devices(["pi-kitchen.lan", "garage"], hostvars) == [
         {"host": "pi-kitchen.lan", "thing_name": "pi-kitchen-lan", "attributes": {}, "reactivate": False},
         {"host": "garage", "thing_name": "garage-01", "attributes": {"room": "garage"}, "reactivate": True},
@@ -43,8 +44,11 @@ def test_preparation_marker():
     hostvars = {"a": {"device_prepared": True}, "b": {}, "c": {"device_prepared": False}}
     assert [d["host"] for d in fleet_devices(["a", "b", "c"], hostvars)] == ["a", "b", "c"]
     assert [d["host"] for d in fleet_devices(["a", "b", "c"], hostvars, prepare_ran=True)] == ["a"]
-    assert [d["host"] for d in fleet_devices(["a", "b", "c"], hostvars, prepare_ran=True,
-                                             register_offline="true")] == ["a", "b", "c"]
+    offline = fleet_devices(["a", "b", "c"], hostvars, prepare_ran=True, register_offline="true")
+    assert [d["host"] for d in offline] == ["a", "b", "c"]
+    # a host the preparation did not prepare showed no installed certificate: iot_fleet keeps what the cache names
+    assert [d.get("reached", True) for d in offline] == [True, False, False]
+    assert [d.get("reached", True) for d in fleet_devices(["a", "b", "c"], hostvars)] == [True, False, False]
 
 
 def test_inventory_groups_become_thing_groups_only_when_asked():
@@ -132,11 +136,13 @@ def test_same_list_as_the_jinja_loop_it_replaced(tmp_path, prepare_ran, offline)
                            {"out": str(out), "prepare_ran": prepare_ran, "offline": offline})
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads(out.read_text())
-    assert result["new"] == result["old"]
+    # the old loop had no "reached" (false for a host the preparation did not prepare)
+    assert [{k: v for k, v in d.items() if k != "reached"} for d in result["new"]] == result["old"]
     by_host = {d["host"]: d for d in result["new"]}
     assert by_host["pi-templated"]["thing_name"] == "lab-pi-templated"
     assert by_host["pi-garage.lan"] == {"host": "pi-garage.lan", "thing_name": "garage-01", "attributes": {},
                                         "reactivate": True}
+    assert by_host.get("pi-offline", {}).get("reached", False) is False
     assert ("pi-offline" in by_host) == (not prepare_ran or offline)
 
 
