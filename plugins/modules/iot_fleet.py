@@ -192,7 +192,7 @@ options:
   next_ca_certificate:
     description:
       - With O(rotation=switch_ca), the next fleet CA certificate (C(pki/ca/next/fleet-ca.pem)).
-      - With O(keep_ca_files=true) and no O(rotation), the next CA of a CA rotation in progress (an operator's):
+      - With O(keep_ca_files=true) and no O(rotation), the next CA of a CA rotation in progress (an operator's) -
         registration keeps a device certificate it issued, as it does for C(next/) beside O(ca_certificate).
     type: path
   next_ca_private_key:
