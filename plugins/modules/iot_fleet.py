@@ -634,7 +634,7 @@ def switch_ca(module, p, devices, rates):
     outcome = switch_fleet_ca(client, p["ca_certificate"], p["ca_private_key"], p["next_ca_certificate"],
                               p["next_ca_private_key"], pending=pending, check_mode=module.check_mode,
                               passphrase=p.get("ca_private_key_passphrase"), key_content=p.get("ca_private_key_content"),
-                              next_key_content=p.get("next_ca_private_key_content"), keep_ca_files=p["keep_ca_files"])
+                              next_key_content=p.get("next_ca_private_key_content"), keep_ca_files=p.get("keep_ca_files", False))
     return dict(changed=outcome.pop("changed"), ca_rotation=outcome, devices=[], failed_devices=[],
                 rate_limits=rates, registration=p["registration"])
 
@@ -678,7 +678,7 @@ def run(module):
         managed_thing_group=p["managed_thing_group"],
         accepted_cas=[] if p.get("rotation") or not p.get("ca_certificate") else next_fleet_ca(
             p["ca_certificate"], p["ca_private_key"], passphrase=p.get("ca_private_key_passphrase"),
-            next_certificate_path=p["next_ca_certificate"] if p["keep_ca_files"] else None),
+            next_certificate_path=p["next_ca_certificate"] if p.get("keep_ca_files", False) else None),
         renewal=p.get("renewal", "replace"),
         ca_key_path=p["ca_private_key"],
     )
