@@ -259,8 +259,7 @@ def test_provisioning_during_a_ca_rotation(ca_fleet, boto3_iot):
     assert next_fleet_ca(os.path.join(pki, "elsewhere", "fleet-ca.pem"), paths["key"]) == []
 
 
-def test_an_operators_own_ca_is_switched_in_aws_only_and_its_files_are_never_moved_or_deleted(ca_fleet, boto3_iot,
-                                                                                                tmp_path):
+def test_an_operators_own_ca_is_switched_in_aws_only_and_its_files_stay(ca_fleet, boto3_iot, tmp_path):
     """ca_create: false - the operator's CA and the next CA they gave (anywhere, here a company directory): the
     switch waits while a certificate hangs under the old CA, then retires the old CA in AWS IoT only; every file
     stays byte for byte where it was (no archive, no rename, no deleted key), and the result names the variables
