@@ -70,7 +70,7 @@ PLAYBOOK = """- name: The cloud side of provision.yml for {n} hosts (never conta
     ca_private_key_path: "{ca_key}"
     registry_policy_name: {policy}
     registry_rate_limits: {rates}
-    _report_group: pis
+    _report_hosts: "{{{{ groups['pis'] }}}}"
   tasks:
     - name: {device_list_task}
       ansible.builtin.set_fact:

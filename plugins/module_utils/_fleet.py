@@ -1369,11 +1369,17 @@ def live_certificate_ids(pki_dir, devices):
 NEXT_CA_DIR = "next"
 
 
-def next_fleet_ca(ca_certificate_path, ca_private_key_path, passphrase=None, key_content=None):
+def next_fleet_ca(ca_certificate_path, ca_private_key_path, passphrase=None, key_content=None,
+                  next_certificate_path=None):
     """The next CA of a CA rotation in progress (``next/`` beside the fleet CA, same file names) as a list
     of its certificate, or an empty list. Registration keeps a device certificate it issued (that Pi was
     rotated already) while new certificates are still signed by the live CA. ``passphrase`` and
-    ``key_content`` (the next key's, see :func:`load_fleet_ca`): the fleet CA's keys share the passphrase."""
+    ``key_content`` (the next key's, see :func:`load_fleet_ca`): the fleet CA's keys share the passphrase.
+    ``next_certificate_path``: the next CA an operator gives for a CA of their own (``ca_create: false``),
+    wherever it is; only its certificate is read."""
+    if next_certificate_path:
+        pem = read_optional(next_certificate_path)
+        return [] if pem is None else [_x509.load_certificate(pem, what="next fleet CA certificate")]
     directory = os.path.join(os.path.dirname(ca_certificate_path), NEXT_CA_DIR)
     cert_path = os.path.join(directory, os.path.basename(ca_certificate_path))
     key_path = os.path.join(directory, os.path.basename(ca_private_key_path))
@@ -1383,7 +1389,8 @@ def next_fleet_ca(ca_certificate_path, ca_private_key_path, passphrase=None, key
 
 
 def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certificate_path, next_private_key_path,
-                    pending=(), check_mode=False, passphrase=None, key_content=None, next_key_content=None):
+                    pending=(), check_mode=False, passphrase=None, key_content=None, next_key_content=None,
+                    keep_ca_files=False):
     """The end of a CA rotation: retire the live CA (``ca_certificate_path``, ``pki/ca/``) once no ACTIVE
     certificate hangs under it, and let the next CA (``next_certificate_path``, ``pki/ca/next/``) take its
     place.
@@ -1400,12 +1407,17 @@ def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certi
 
     ``pending``: check mode only - the certificate ids this run's promote step would retire (it did not
     run), so the prediction counts them as gone. No ``next/``: nothing to do.
+
+    ``keep_ca_files``: the CA files are the operator's (``ca_create: false``), the next CA one they gave
+    (``next_certificate_path`` anywhere, the rotation in progress while it exists): only (1)-(3) happen, in
+    AWS IoT; no file is archived, renamed or deleted, and the result says which variables to point at the
+    next CA.
     """
     next_dir = os.path.dirname(next_certificate_path)
     result = dict(changed=False, changes=[], state="none", old_ca_certificate_id=None, ca_certificate_id=None,
                   active_certificates=0, active_certificate_ids=[], archived_to=None,
-                  msg=f"no CA rotation in progress (no {next_dir})")
-    if not os.path.isdir(next_dir):
+                  msg=f"no CA rotation in progress (no {next_certificate_path if keep_ca_files else next_dir})")
+    if not (os.path.isfile(next_certificate_path) if keep_ca_files else os.path.isdir(next_dir)):
         return result
     # a wrong passphrase fails here, before the old CA is retired in AWS
     _x509.check_private_key_readable(key_content, ca_private_key_path, "fleet CA private key", passphrase)
@@ -1421,11 +1433,18 @@ def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certi
         new_id, old_id = _x509.certificate_id(new), _x509.certificate_id(live)
         result.update(ca_certificate_id=new_id, old_ca_certificate_id=old_id)
         if new_id == old_id:
+            if keep_ca_files:
+                # the operator made the next CA the fleet CA: the rotation is over
+                result.update(msg=f"{next_certificate_path} is the fleet CA itself: the CA rotation is over (remove "
+                                  "ca_next_certificate_path and ca_next_private_key_path)")
+                return result
             raise IoTFleetError(f"{next_certificate_path} is the live fleet CA itself: remove {next_dir}.")
         registered = client.get("describe_ca_certificate", certificateId=new_id)
         if ((registered or {}).get("certificateDescription") or {}).get("status") != "ACTIVE":
-            if check_mode:
-                result.update(state="waiting", msg=f"the next fleet CA {new_id} would be registered first")
+            # an operator's next CA exists before the run registers it (its ca step, after this one)
+            if check_mode or keep_ca_files:
+                result.update(state="waiting", msg=f"the next fleet CA {new_id} {'would be' if check_mode else 'is'} "
+                                                   "registered first")
                 return result
             raise IoTFleetError(f"The next fleet CA {new_id} ({next_certificate_path}) is not registered ACTIVE: the "
                                 "old CA stays; rerun rotate.yml (its ca step registers the next CA).")
@@ -1442,6 +1461,15 @@ def switch_fleet_ca(client, ca_certificate_path, ca_private_key_path, next_certi
                 if old_description.get("status") == "ACTIVE":
                     client.call("update_ca_certificate", certificateId=old_id, newStatus="INACTIVE")
                 client.delete("delete_ca_certificate", certificateId=old_id)
+        if keep_ca_files:
+            result.update(changed=bool(result["changes"]), state="switched",
+                          msg=f"{new_id} is the fleet CA in AWS IoT"
+                              + (f"; the old one {old_id} {'would be' if check_mode else 'is'} retired there"
+                                 if result["changes"] else "")
+                              + f". Your CA files are left as they are: set ca_certificate_path={next_certificate_path} "
+                              f"and ca_private_key_path={next_private_key_path}, and remove ca_next_certificate_path "
+                              "and ca_next_private_key_path, before the next run.")
+            return result
         archive = os.path.join(os.path.dirname(ca_certificate_path), CA_RETIRED_DIR, old_id)
         result["archived_to"] = archive
         result["changes"] += ["old CA archived, its key destroyed", "next CA is the fleet CA"]

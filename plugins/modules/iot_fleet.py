@@ -203,6 +203,8 @@ options:
   next_ca_certificate:
     description:
       - With O(rotation=switch_ca), the next fleet CA certificate (C(pki/ca/next/fleet-ca.pem)).
+      - With O(keep_ca_files=true) and no O(rotation), the next CA of a CA rotation in progress (an operator's) -
+        registration keeps a device certificate it issued, as it does for C(next/) beside O(ca_certificate).
     type: path
   next_ca_private_key:
     description:
@@ -214,6 +216,16 @@ options:
       - The content (PEM) of the file O(next_ca_private_key) when the module cannot read it as is (set by the
         action plugin for an Ansible Vault file). Never logged.
     type: str
+  keep_ca_files:
+    description:
+      - The fleet CA files are the operator's own (the C(iotfleet.aws.ca) role's C(ca_create=false)), and
+        O(next_ca_certificate) and O(next_ca_private_key) the next CA they gave, wherever it is; the rotation
+        is in progress while O(next_ca_certificate) exists.
+      - With O(rotation=switch_ca) only the AWS IoT part of the switch happens (the old CA INACTIVE, then
+        deleted, once no ACTIVE certificate hangs under it); no file is archived, renamed or deleted, and
+        RV(ca_rotation.msg) names the variables to point at the next CA.
+    type: bool
+    default: false
   rotate_all:
     description: With O(rotation=stage), stage a new identity for every device, due or not.
     type: bool
@@ -635,7 +647,7 @@ def switch_ca(module, p, devices, rates):
     outcome = switch_fleet_ca(client, p["ca_certificate"], p["ca_private_key"], p["next_ca_certificate"],
                               p["next_ca_private_key"], pending=pending, check_mode=module.check_mode,
                               passphrase=p.get("ca_private_key_passphrase"), key_content=p.get("ca_private_key_content"),
-                              next_key_content=p.get("next_ca_private_key_content"))
+                              next_key_content=p.get("next_ca_private_key_content"), keep_ca_files=p.get("keep_ca_files", False))
     return dict(changed=outcome.pop("changed"), ca_rotation=outcome, devices=[], failed_devices=[],
                 rate_limits=rates, registration=p["registration"])
 
@@ -681,7 +693,8 @@ def run(module):
         retire_certificates=retire_mode,
         managed_thing_group=p["managed_thing_group"],
         accepted_cas=[] if p.get("rotation") or not p.get("ca_certificate") or kms_key else next_fleet_ca(
-            p["ca_certificate"], p["ca_private_key"], passphrase=p.get("ca_private_key_passphrase")),
+            p["ca_certificate"], p["ca_private_key"], passphrase=p.get("ca_private_key_passphrase"),
+            next_certificate_path=p["next_ca_certificate"] if p.get("keep_ca_files", False) else None),
         renewal=p.get("renewal", "replace"),
         ca_key_path=p.get("ca_kms_key") or p["ca_private_key"],
     )
@@ -738,6 +751,7 @@ def main():
         next_ca_certificate=dict(type="path"),
         next_ca_private_key=dict(type="path", no_log=False),
         next_ca_private_key_content=dict(type="str", no_log=True),
+        keep_ca_files=dict(type="bool", default=False),
         rotate_all=dict(type="bool", default=False),
         pki_dir=dict(type="path", required=True),
         key_mode=dict(type="str", choices=["controller", "device"], default="controller"),

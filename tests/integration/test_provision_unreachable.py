@@ -188,3 +188,42 @@ def test_a_killed_runs_lease_holds_until_it_expires_then_the_next_run_takes_it_o
     # the Pis are unreachable (failed), but the run went to its end: the report, the lock released
     assert proc.returncode != 0 and json.loads((tmp_path / "iotfleet-report.json").read_text())["finished"], out[-6000:]
     assert not _lease(boto3_iot).get("owner"), _lease(boto3_iot)
+
+
+def test_check_mode_on_an_empty_account_predicts_and_writes_nothing(moto, boto3_iot, tmp_path):
+    """--check against an empty account with every Pi unreachable: the CA is only predicted (no file), the
+    registry step has no device to predict and is not run on the missing CA - no failure on the controller."""
+    proc = _run(tmp_path, moto, "--check")
+    out = proc.stdout
+    assert all(_recap(out)[name]["unreachable"] == 1 for name in PIS), out[-6000:]
+    assert _recap(out)["localhost"]["failed"] == 0 and "Cannot read the fleet CA certificate" not in out, out[-6000:]
+    assert "the fleet CA" in out and "would be" in out, out[-6000:]
+    assert not (tmp_path / "pki").exists()
+    assert boto3_iot.list_ca_certificates()["certificates"] == [] and boto3_iot.list_policies()["policies"] == []
+    assert boto3_iot.list_things()["things"] == [] and boto3_iot.list_thing_groups()["thingGroups"] == []
+    report = json.loads((tmp_path / "iotfleet-report.json").read_text())
+    assert report["check_mode"] and sorted(d["host"] for d in report["devices"]) == list(PIS)
+
+
+def test_a_limited_run_runs_the_controller_part_for_its_pis_only(moto, boto3_iot, tmp_path):
+    """--limit pi-a (how an operator redoes one Pi), without localhost in the limit: the controller's plays
+    run for pi-a (the CA, the policy, pi-a's registration, the report), take and release the fleet lock once,
+    and leave pi-b alone - not registered, not reported, not drift. The cloud part only (--tags cloud: the
+    Pis are unreachable; the lab test runs the whole playbook)."""
+    proc = _run(tmp_path, moto, "--limit", "pi-a", "--tags", "cloud", "-e", "iotfleet_register_offline=true")
+    out = proc.stdout
+    assert proc.returncode == 0, out[-6000:]
+    assert "localhost" not in _recap(out) and _recap(out)["pi-a"]["failed"] == 0, out[-6000:]
+    assert len(boto3_iot.list_ca_certificates()["certificates"]) == 1
+    assert [t["thingName"] for t in boto3_iot.list_things()["things"]] == ["pi-a"]
+    report = json.loads((tmp_path / "iotfleet-report.json").read_text())
+    assert [d["host"] for d in report["devices"]] == ["pi-a"], report
+    assert re.fullmatch(r"[0-9a-f]{64}", report["devices"][0]["certificate_id"] or ""), report
+    assert "(a run on part of the fleet" in out, out[-6000:]
+    lock = boto3_iot.describe_thing_group(thingGroupName="iotfleet-lock-fleet")
+    attributes = lock["thingGroupProperties"]["attributePayload"]["attributes"]
+    assert not attributes.get("owner") and lock["version"] == 3, lock   # taken, extended, released: once each
+    assert out.count("TASK [Take the fleet lock") == 1 and out.count("TASK [Release the fleet lock") == 1, out[-6000:]
+
+    again = _run(tmp_path, moto, "--limit", "pi-a", "--tags", "cloud", "-e", "iotfleet_register_offline=true")
+    assert again.returncode == 0 and re.search(r"pi-a\s+:\s+ok=\d+\s+changed=0\s", again.stdout), again.stdout[-6000:]

@@ -329,6 +329,21 @@ def test_readme_real_fleet_example(lab, tmp_path):
     again, _runs, _s = _provision(lab_dir, tmp_path, "readme-again", inventory="readme.ini")
     assert again.returncode == 0 and all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]
 
+    # how an operator redoes one Pi: --limit names it alone (not localhost); the controller's part runs for it,
+    # under the fleet lock taken and released once, and the other Pi is not touched, registered or reported
+    subprocess.run(["podman", "exec", info["pis"][1]["container"], "rm", "-rf", "/etc/iotfleet"], check=True, capture_output=True)
+    redo, _runs, _s = _provision(lab_dir, tmp_path, "readme-limit", "readme.ini", "--limit", "pi-garage.lan")
+    out = redo.stdout
+    assert redo.returncode == 0, out[-8000:]
+    assert sorted(_recap(out)) == ["pi-garage.lan"] and _recap(out)["pi-garage.lan"]["changed"] > 0, out[-8000:]
+    assert out.count("TASK [Take the fleet lock") == 1 and out.count("TASK [Release the fleet lock") == 1, out[-8000:]
+    # (the report's hosts as _live_ids reads them carry the YAML callback's quote)
+    (garage_id,) = [c for host, c in _live_ids(again.stdout).items() if host.endswith("pi-garage.lan")]
+    assert re.search(rf"pi-garage.lan: thing=garage-01 certificate={garage_id} verify=OK", _report(out)), out[-4000:]
+    assert "pi-kitchen.lan" not in _report(out), out[-4000:]   # same certificate, verified; the other Pi not reported
+    lock = iot.describe_thing_group(thingGroupName="iotfleet-lock-fleet")["thingGroupProperties"]["attributePayload"]
+    assert not lock["attributes"].get("owner"), lock
+
     # --check on the converged fleet predicts no change, and verify is skipped, not failed
     converged, _runs, _s = _provision(lab_dir, tmp_path, "readme-check-converged", "readme.ini", "--check")
     assert converged.returncode == 0, converged.stdout[-6000:]

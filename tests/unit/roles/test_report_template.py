@@ -32,7 +32,7 @@ PLAYBOOK = """\
 - hosts: localhost
   gather_facts: false
   vars:
-    _report_group: pis
+    _report_hosts: "{{ groups['pis'] }}"
   tasks:
     - ansible.builtin.set_fact:
         registry_fleet_by_host:

@@ -257,3 +257,57 @@ def test_provisioning_during_a_ca_rotation(ca_fleet, boto3_iot):
     assert added["failed_devices"] == [] and added["devices"][2]["certificate_id"] in under(boto3_iot, cas["old"][2])
     # without next/ nothing is accepted
     assert next_fleet_ca(os.path.join(pki, "elsewhere", "fleet-ca.pem"), paths["key"]) == []
+
+
+def test_an_operators_own_ca_is_switched_in_aws_only_and_its_files_stay(ca_fleet, boto3_iot, tmp_path):
+    """ca_create: false - the operator's CA and the next CA they gave (anywhere, here a company directory): the
+    switch waits while a certificate hangs under the old CA, then retires the old CA in AWS IoT only; every file
+    stays byte for byte where it was (no archive, no rename, no deleted key), and the result names the variables
+    to point at the next CA. Registration during the rotation keeps the next CA's certificates."""
+    client, spec, _switch, pki, paths, cas = ca_fleet
+    old_id, new_id = cas["old"][2], cas["next"][2]
+    company = tmp_path / "company-pki"
+    company.mkdir()
+    given = dict(cert=str(company / "ca-2027.crt"), key=str(company / "ca-2027.key"))
+    os.rename(paths["next_cert"], given["cert"])
+    os.rename(paths["next_key"], given["key"])
+    os.rmdir(os.path.dirname(paths["next_cert"]))
+
+    def switch(**kwargs):
+        return switch_fleet_ca(client, paths["cert"], paths["key"], given["cert"], given["key"], keep_ca_files=True,
+                               **kwargs)
+
+    def everything():
+        return dict(files(pki), **{name: open(path).read() for name, path in given.items()})
+
+    one = spec()
+    one.devices = one.devices[:1]
+    rotate_fleet(client, one, "stage")
+    rotate_fleet(client, one, "promote")
+    # provisioning meanwhile: the rotated Pi keeps its certificate of the next CA the operator gave
+    accepted = next_fleet_ca(paths["cert"], paths["key"], next_certificate_path=given["cert"])
+    assert [_x509.certificate_id(c) for c in accepted] == [new_id]
+    assert not ensure_fleet(client, spec("old", accepted_cas=accepted), check_mode=True)["changed"]
+
+    before = everything()
+    waiting = switch()
+    assert waiting["state"] == "waiting" and waiting["active_certificates"] == 1 and everything() == before
+    rotate_fleet(client, spec(), "stage")
+    rotate_fleet(client, spec(), "promote")
+    before = everything()
+    assert switch(check_mode=True)["changed"] and listed_cas(boto3_iot)[old_id] == "ACTIVE"
+    switched = switch()
+    assert switched["state"] == "switched" and switched["changed"] and switched["archived_to"] is None
+    assert set(listed_cas(boto3_iot)) == {new_id}
+    assert everything() == before                       # nothing archived, moved, renamed or deleted
+    assert f"ca_certificate_path={given['cert']}" in switched["msg"]
+    assert f"ca_private_key_path={given['key']}" in switched["msg"] and "ca_next_certificate_path" in switched["msg"]
+    again = switch()
+    assert again["state"] == "switched" and not again["changed"] and everything() == before
+    # the operator made the next CA the fleet CA and kept the next variables: nothing left to do, nothing touched
+    done = switch_fleet_ca(client, given["cert"], given["key"], given["cert"], given["key"], keep_ca_files=True)
+    assert done["state"] == "none" and not done["changed"] and "rotation is over" in done["msg"]
+    # no next CA given (its file is gone): nothing in progress
+    assert switch_fleet_ca(client, paths["cert"], paths["key"], str(company / "none.crt"), str(company / "none.key"),
+                           keep_ca_files=True)["state"] == "none"
+    assert next_fleet_ca(paths["cert"], paths["key"], next_certificate_path=str(company / "none.crt")) == []
