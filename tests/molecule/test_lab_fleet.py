@@ -330,7 +330,9 @@ def test_readme_real_fleet_example(lab, tmp_path):
     assert again.returncode == 0 and all(r["changed"] == 0 for r in _recap(again.stdout).values()), again.stdout[-6000:]
 
     # how an operator redoes one Pi: --limit names it alone (not localhost); the controller's part runs for it,
-    # under the fleet lock taken and released once, and the other Pi is not touched, registered or reported
+    # under the fleet lock taken and released once, and the other Pi is not touched, registered or reported.
+    # The Pi lost /etc/iotfleet and the controller forgot its key after it verified: it gets a new identity, the
+    # old certificate is retired (one live identity per device).
     subprocess.run(["podman", "exec", info["pis"][1]["container"], "rm", "-rf", "/etc/iotfleet"], check=True, capture_output=True)
     redo, _runs, _s = _provision(lab_dir, tmp_path, "readme-limit", "readme.ini", "--limit", "pi-garage.lan")
     out = redo.stdout
@@ -339,7 +341,12 @@ def test_readme_real_fleet_example(lab, tmp_path):
     assert out.count("TASK [Take the fleet lock") == 1 and out.count("TASK [Release the fleet lock") == 1, out[-8000:]
     # (the report's hosts as _live_ids reads them carry the YAML callback's quote)
     (garage_id,) = [c for host, c in _live_ids(again.stdout).items() if host.endswith("pi-garage.lan")]
-    assert re.search(rf"pi-garage.lan: thing=garage-01 certificate={garage_id} verify=OK", _report(out)), out[-4000:]
+    (new_id,) = [c for host, c in _live_ids(out).items() if host.endswith("pi-garage.lan")]
+    assert new_id != garage_id, out[-4000:]
+    assert re.search(rf"pi-garage.lan: thing=garage-01 certificate={new_id} verify=OK", _report(out)), out[-4000:]
+    (principal,) = iot.list_thing_principals(thingName="garage-01")["principals"]
+    assert principal.endswith("/" + new_id)
+    assert not [c for c in iot.list_certificates()["certificates"] if c["certificateId"] == garage_id and c["status"] == "ACTIVE"]
     assert "pi-kitchen.lan" not in _report(out), out[-4000:]   # same certificate, verified; the other Pi not reported
     lock = iot.describe_thing_group(thingGroupName="iotfleet-lock-fleet")["thingGroupProperties"]["attributePayload"]
     assert not lock["attributes"].get("owner"), lock
@@ -361,7 +368,8 @@ def test_readme_real_fleet_example(lab, tmp_path):
     report = json.loads((lab_dir / "iotfleet-report.json").read_text())
     assert sorted(d["host"] for d in report["devices"]) == ["pi-garage.lan", "pi-kitchen.lan"]
     assert all(d["verify_ok"] and d["verify_elapsed"] for d in report["devices"]) and report["finished"]
-    _second_controller_converges(lab_dir, tmp_path, iot, "readme.ini", _live_ids(again.stdout))
+    # the live identities: the full run's, pi-garage's from its redo
+    _second_controller_converges(lab_dir, tmp_path, iot, "readme.ini", dict(_live_ids(again.stdout), **_live_ids(out)))
 
 
 def _live_ids(output):
