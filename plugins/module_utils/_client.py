@@ -74,6 +74,9 @@ def known_regions(service="iot"):
                          for region in session.get_available_regions(service, partition_name=partition)}))
 
 
+SERVICE_NAMES = {"iot": "AWS IoT", "kms": "AWS KMS"}
+
+
 def region_problem(region, endpoint_url=None, service="iot", known=None):
     """Why ``region`` cannot be AWS IoT's (a sentence naming it), or None. Checked before any call: a region
     AWS does not have would otherwise fail as an endpoint that cannot be reached, after minutes of retries.
@@ -90,11 +93,12 @@ def region_problem(region, endpoint_url=None, service="iot", known=None):
     known = known_regions(service) if known is None else known
     if region in known:
         return None
+    label = SERVICE_NAMES.get(service, service)
     close = difflib.get_close_matches(region, known, n=2)
     hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-    return (f"The region {region!r} is not an AWS region with AWS IoT{hint}: check the region option, AWS_REGION / "
+    return (f"The region {region!r} is not an AWS region with {label}{hint}: check the region option, AWS_REGION / "
             f"AWS_DEFAULT_REGION or the profile's region. Nothing was called. (botocore "
-            f"{getattr(botocore, '__version__', '?')} knows AWS IoT in {len(known)} regions; a region newer than it "
+            f"{getattr(botocore, '__version__', '?')} knows {label} in {len(known)} regions; a region newer than it "
             "needs a newer botocore, and a custom endpoint_url skips this check.)")
 
 

@@ -53,10 +53,11 @@ def key_problem(metadata, key_id):
     return None
 
 
-def signing_key(client, key_id):
+def signing_key(client, key_id, metadata=None):
     """The fleet CA key in KMS as a :class:`~._x509.DelegatedSigningKey` (``key_id``: id, ARN or alias).
-    Checked before any signature: the key exists, is ECC_NIST_P256 for SIGN_VERIFY, and is enabled."""
-    metadata = _describe(client, key_id)
+    Checked before any signature: the key exists, is ECC_NIST_P256 for SIGN_VERIFY, and is enabled.
+    ``metadata``: its DescribeKey answer when the caller has it already (not asked again)."""
+    metadata = metadata if metadata is not None else _describe(client, key_id)
     if metadata is None:
         raise IoTFleetError(f"The KMS key {key_id} does not exist in this account and region (ca_kms_key).")
     problem = key_problem(metadata, key_id)
@@ -76,19 +77,19 @@ def ensure_key(client, alias, description, check_mode=False):
     """The KMS key the alias names, created (ECC_NIST_P256, SIGN_VERIFY, tagged) with the alias when there is
     none. An alias that names a key of another kind is refused, never moved.
 
-    Returns ``(changed, key_arn or None)``; the ARN is None only in check mode when the key would be created."""
+    Returns ``(changed, key metadata or None)``; None only in check mode when the key would be created."""
     metadata = _describe(client, alias)
     if metadata is not None:
         problem = key_problem(metadata, alias)
         if problem:
             raise IoTFleetError(f"{problem} Name another key (ca_kms_key) or remove the alias. Nothing was written.")
-        return False, metadata["Arn"]
+        return False, metadata
     if check_mode:
         return True, None
     created = client.call("create_key", KeySpec=KEY_SPEC, KeyUsage=KEY_USAGE, Description=description,
                           Tags=[{"TagKey": TAG_KEY, "TagValue": alias[len("alias/"):]}])["KeyMetadata"]
     client.call("create_alias", AliasName=alias, TargetKeyId=created["KeyId"])
-    return True, created["Arn"]
+    return True, created
 
 
 def ensure_fleet_ca(client, kms_key, certificate_path, common_name="iotfleet fleet CA", validity_days=3650,
@@ -100,17 +101,17 @@ def ensure_fleet_ca(client, kms_key, certificate_path, common_name="iotfleet fle
     secret is read or written."""
     alias = alias_of(kms_key)
     if alias is not None:
-        key_created, arn = ensure_key(client, alias, f"iotfleet.aws fleet CA key ({common_name})",
-                                      check_mode=check_mode)
+        key_created, metadata = ensure_key(client, alias, f"iotfleet.aws fleet CA key ({common_name})",
+                                           check_mode=check_mode)
     else:
-        key_created, arn = False, None
+        key_created, metadata = False, None
     pem = read_optional(certificate_path) or certificate_content
-    result = dict(changed=key_created, key_arn=arn, key_created=key_created, certificate_created=pem is None,
+    result = dict(changed=key_created, key_arn=metadata["Arn"] if metadata else None, key_created=key_created, certificate_created=pem is None,
                   certificate_id=None)
     if key_created and check_mode:
         result["changed"] = True
         return result
-    key = signing_key(client, arn or kms_key)
+    key = signing_key(client, kms_key, metadata=metadata)   # one DescribeKey in all
     result["key_arn"] = key.key_id
     if pem is not None:
         cert = _x509.load_certificate(pem, what=f"fleet CA certificate {certificate_path}")

@@ -188,8 +188,11 @@ def test_kms_fleet_ca_makes_what_is_missing_and_keeps_what_exists(tmp_path, moto
     made = _kms.ensure_fleet_ca(client, "alias/fleet", path, common_name="kms CA")
     assert made["changed"] and made["key_created"] and made["certificate_created"]
     assert oct(os.stat(os.path.dirname(path)).st_mode & 0o777) == "0o700"
+    from support.recorders import ApiCallCounter
+    calls = ApiCallCounter().attach(raw)
     again = _kms.ensure_fleet_ca(client, "alias/fleet", path, common_name="kms CA")
     assert not again["changed"] and again["certificate_id"] == made["certificate_id"]
+    assert calls.snapshot()["calls"] == {"DescribeKey": 1, "GetPublicKey": 1}   # the key asked for once, no write
 
     # an operator's own key, named by id: used, never created; its certificate made when missing
     own = raw.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]

@@ -49,3 +49,9 @@ def test_a_module_fails_before_any_call(monkeypatch, capsys):
             iot_endpoint_info.main()
     result = json.loads(capsys.readouterr().out)
     assert result["failed"] and "'us-est-1'" in result["msg"], result
+
+
+def test_the_message_names_the_service_the_region_lacks():
+    # the KMS client of a CA key in KMS (iotfleet_ca_backend kms) is checked the same way, named as KMS
+    problem = region_problem("us-est-1", service="kms", known=("us-east-1",))
+    assert "not an AWS region with AWS KMS (did you mean 'us-east-1'?)" in problem
